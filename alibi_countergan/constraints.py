@@ -1,0 +1,427 @@
+"""Feature statistics, actionability constraints and the projection that enforces them.
+
+Everything here is framework-free. :class:`FeatureSpace` holds, per (flattened) feature, the
+statistics learned from the fit data and the constraints a user asked for. :func:`project`
+turns the generator's raw output into a counterfactual that satisfies every constraint; it is
+written against :class:`~alibi_countergan.ops.Ops`, so the same code runs differentiably inside
+a backend's training step and exactly, in numpy, on the counterfactuals that ``explain`` returns.
+
+Order of the projection (each step keeps what the previous ones guaranteed):
+
+1. scale: the generator works in units of each feature's spread, ``delta = u * spread``;
+2. mask: features that may not change (immutable, or frozen for one request) get ``delta = 0``;
+3. monotone features keep only the allowed sign of ``delta``;
+4. range: ``x + delta`` is clipped to the feature range, widened to include ``x`` itself, so a
+   feature that starts outside the range is never pushed further out, nor moved against its
+   monotone direction by the clip;
+5. categorical one-hot groups are replaced by an exact one-hot vector (the argmax of
+   ``x_group + u_group``); in training the gradient passes through a softmax
+   (straight-through), so the classifier and the discriminator only ever see valid encodings;
+6. ordinal features snap to their grid of values, in the allowed direction.
+"""
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from alibi_countergan.ops import Ops, Tensor
+
+FeatureKey = Union[int, str]
+"""A feature given by its (flat) column index or by its name in ``feature_names``."""
+
+MonotoneSpec = Mapping[FeatureKey, Union[str, int]]
+"""Feature -> ``'increasing'`` (or ``+1``) / ``'decreasing'`` (or ``-1``)."""
+
+_DIRECTIONS = {"increasing": 1, "increase": 1, "+": 1, 1: 1, "decreasing": -1, "decrease": -1, "-": -1, -1: -1}
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    """Per-feature statistics and constraints, as flat float32 arrays of length ``n_features``.
+
+    Attributes
+    ----------
+    center
+        Centre used to standardise inputs of the networks (mean of the fit data).
+    spread
+        Unit of the generator's output for each feature (standard deviation of the fit data,
+        1 where a feature is constant).
+    lower, upper
+        Feature range of the counterfactuals.
+    mutable
+        1 where a feature may change, 0 where it is immutable.
+    increase, decrease
+        1 where a feature may only increase (resp. decrease), else 0.
+    groups
+        One-hot groups as ``(start, stop)`` column ranges.
+    grids
+        Ordinal features: ``(column, sorted grid of allowed values)``.
+    """
+
+    center: np.ndarray
+    spread: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    mutable: np.ndarray
+    increase: np.ndarray
+    decrease: np.ndarray
+    groups: Tuple[Tuple[int, int], ...] = ()
+    grids: Tuple[Tuple[int, np.ndarray], ...] = field(default=())
+    min_change: float = 0.0
+
+    @property
+    def n_features(self) -> int:
+        """Number of (flattened) features."""
+        return int(self.center.shape[0])
+
+    def tensors(self, ops: Ops) -> "SpaceTensors":
+        """The arrays as constant tensors of a framework, shaped ``(1, n_features)``."""
+
+        def row(a: np.ndarray) -> Tensor:
+            return ops.constant(np.asarray(a, dtype=np.float32).reshape(1, -1))
+
+        return SpaceTensors(
+            center=row(self.center),
+            spread=row(self.spread),
+            lower=row(self.lower),
+            upper=row(self.upper),
+            free=row(1.0 - self.increase - self.decrease),
+            increase=row(self.increase),
+            decrease=row(self.decrease),
+            groups=self.groups,
+            grids=tuple((j, ops.constant(g.astype(np.float32))) for j, g in self.grids),
+            min_change=self.min_change,
+        )
+
+    def to_config(self) -> Dict[str, Any]:
+        """A JSON-serialisable description (lists instead of arrays)."""
+        return {
+            "center": self.center.tolist(),
+            "spread": self.spread.tolist(),
+            "lower": self.lower.tolist(),
+            "upper": self.upper.tolist(),
+            "mutable": self.mutable.tolist(),
+            "increase": self.increase.tolist(),
+            "decrease": self.decrease.tolist(),
+            "groups": [list(g) for g in self.groups],
+            "grids": [[j, g.tolist()] for j, g in self.grids],
+            "min_change": self.min_change,
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "FeatureSpace":
+        """Inverse of :meth:`to_config`."""
+
+        def arr(key: str) -> np.ndarray:
+            return np.asarray(config[key], dtype=np.float32)
+
+        return cls(
+            center=arr("center"),
+            spread=arr("spread"),
+            lower=arr("lower"),
+            upper=arr("upper"),
+            mutable=arr("mutable"),
+            increase=arr("increase"),
+            decrease=arr("decrease"),
+            groups=tuple((int(s), int(e)) for s, e in config["groups"]),
+            grids=tuple((int(j), np.asarray(g, dtype=np.float32)) for j, g in config["grids"]),
+            min_change=float(config["min_change"]),
+        )
+
+    def with_mutable(self, mutable: np.ndarray) -> "FeatureSpace":
+        """A copy with another immutability mask."""
+        return replace(self, mutable=np.asarray(mutable, dtype=np.float32))
+
+
+@dataclass(frozen=True)
+class SpaceTensors:
+    """:class:`FeatureSpace` as framework tensors of shape ``(1, n_features)``."""
+
+    center: Tensor
+    spread: Tensor
+    lower: Tensor
+    upper: Tensor
+    free: Tensor
+    increase: Tensor
+    decrease: Tensor
+    groups: Tuple[Tuple[int, int], ...]
+    grids: Tuple[Tuple[int, Tensor], ...]
+    min_change: float = 0.0
+
+
+def standardise(x: Tensor, space: SpaceTensors) -> Tensor:
+    """Centre and scale features for the networks' inputs."""
+    return (x - space.center) / space.spread
+
+
+def project(ops: Ops, x: Tensor, u: Tensor, mask: Tensor, space: SpaceTensors, *, hard: bool) -> Tensor:
+    """Turn the generator's output into a counterfactual that satisfies every constraint.
+
+    Parameters
+    ----------
+    ops
+        The framework's operations.
+    x
+        Original instances, shape ``(B, n_features)``, in the user's units.
+    u
+        Generator output, shape ``(B, n_features)``, in units of each feature's spread (and, for
+        one-hot columns, as logits added to the original encoding).
+    mask
+        1 where a feature may change for that row, 0 where it must stay; shape ``(B, n_features)``.
+    space
+        Statistics and constraints as tensors.
+    hard
+        ``False`` in training: one-hot groups and ordinal grids pass gradients straight through.
+        ``True`` for outputs: exact values only.
+
+    Returns
+    -------
+    The counterfactuals, shape ``(B, n_features)``.
+    """
+    delta = u * space.spread * mask
+    if space.min_change > 0:
+        kept = delta * ops.positive(ops.abs(u) - space.min_change)
+        delta = kept if hard else delta + ops.stop_gradient(kept - delta)
+    delta = delta * space.free + space.increase * ops.relu(delta) - space.decrease * ops.relu(-delta)
+    cf = x + delta
+    cf = ops.minimum(ops.maximum(cf, ops.minimum(space.lower, x)), ops.maximum(space.upper, x))
+    for start, stop in space.groups:
+        logits = x[:, start:stop] + u[:, start:stop]
+        hot = ops.one_hot_argmax(logits)
+        if not hard:
+            soft = ops.softmax(logits)
+            hot = hot + (soft - ops.stop_gradient(soft))
+        keep = mask[:, start : start + 1]
+        group = keep * hot + (1.0 - keep) * x[:, start:stop]
+        cf = ops.concat([cf[:, :start], group, cf[:, stop:]], axis=1)
+    for column, grid in space.grids:
+        value = cf[:, column : column + 1]
+        snapped = _snap(ops, value, x[:, column : column + 1], grid, space, column)
+        if not hard:
+            snapped = value + ops.stop_gradient(snapped - value)
+        keep = mask[:, column : column + 1]
+        cf = ops.concat([cf[:, :column], keep * snapped + (1.0 - keep) * x[:, column : column + 1],
+                         cf[:, column + 1 :]], axis=1)
+    return cf
+
+
+def _snap(ops: Ops, value: Tensor, original: Tensor, grid: Tensor, space: SpaceTensors, column: int) -> Tensor:
+    """Nearest grid value that does not break the feature's monotone direction.
+
+    The nearest grid point is taken first; for a monotone feature the result is then limited to
+    the original value's side, which for an ``x`` already on the grid is again a grid value.
+    """
+    snapped = ops.nearest(value, grid)
+    up = space.increase[:, column : column + 1]
+    down = space.decrease[:, column : column + 1]
+    free = 1.0 - up - down
+    return free * snapped + up * ops.maximum(snapped, original) + down * ops.minimum(snapped, original)
+
+
+# ---------------------------------------------------------------------------------------------
+# Building a FeatureSpace from the user's parameters and the fit data
+# ---------------------------------------------------------------------------------------------
+
+
+def resolve_features(keys: Sequence[FeatureKey], n_features: int,
+                     feature_names: Optional[Sequence[str]], what: str) -> List[int]:
+    """Map feature indices or names to column indices, with a clear error for unknown ones."""
+    names = list(feature_names) if feature_names is not None else None
+    out = []
+    for key in keys:
+        if isinstance(key, (bool, np.bool_)):
+            raise ValueError(f"{what}: {key!r} is a boolean, not a feature index or name.")
+        if isinstance(key, (int, np.integer)):
+            if not 0 <= int(key) < n_features:
+                raise ValueError(f"{what}: feature index {int(key)} is out of range for {n_features} features.")
+            out.append(int(key))
+        elif isinstance(key, str):
+            if names is None:
+                raise ValueError(f"{what}: feature {key!r} is given by name but no `feature_names` were passed.")
+            if key not in names:
+                raise ValueError(f"{what}: unknown feature name {key!r}; known names: {names}.")
+            out.append(names.index(key))
+        else:
+            raise ValueError(f"{what}: {key!r} is neither a feature index nor a feature name.")
+    return out
+
+
+def onehot_groups(cat_vars: Optional[Mapping[int, int]], ohe: bool, n_features: int) -> Tuple[Tuple[int, int], ...]:
+    """One-hot groups from alibi's ``cat_vars={first_column: n_categories}`` (when ``ohe`` is True)."""
+    if not cat_vars or not ohe:
+        return ()
+    groups: List[Tuple[int, int]] = []
+    for start, size in sorted((int(k), int(v)) for k, v in cat_vars.items()):
+        if size < 2:
+            raise ValueError(f"cat_vars: the group starting at column {start} has {size} categories; need 2 or more.")
+        if start < 0 or start + size > n_features:
+            raise ValueError(f"cat_vars: the group {start}:{start + size} runs past the {n_features} features.")
+        if groups and start < groups[-1][1]:
+            raise ValueError(f"cat_vars: the group starting at column {start} overlaps the previous group.")
+        groups.append((start, start + size))
+    return tuple(groups)
+
+
+def check_onehot(x: np.ndarray, groups: Sequence[Tuple[int, int]], what: str) -> None:
+    """Raise a ValueError if a row's one-hot group is not exactly one 1 and zeros."""
+    for start, stop in groups:
+        block = x[:, start:stop]
+        valid = np.all((block == 0) | (block == 1), axis=1) & (block.sum(axis=1) == 1)
+        if not np.all(valid):
+            row = int(np.flatnonzero(~valid)[0])
+            raise ValueError(f"{what}: row {row} has an invalid one-hot encoding in columns {start}:{stop} "
+                             f"({block[row].tolist()}); each categorical group must hold exactly one 1.")
+
+
+def build_feature_space(
+    x: np.ndarray,
+    *,
+    channel_index: Optional[np.ndarray],
+    feature_shape: Tuple[int, ...],
+    feature_range: Optional[Tuple[Any, Any]],
+    immutable: Sequence[int],
+    monotone: Mapping[int, int],
+    groups: Tuple[Tuple[int, int], ...],
+    grids: Mapping[int, np.ndarray],
+    min_change: float = 0.0,
+) -> FeatureSpace:
+    """Statistics of the fit data combined with the constraints.
+
+    Parameters
+    ----------
+    x
+        Fit data, flattened to ``(N, n_features)``, float32.
+    channel_index
+        For images, the channel of each flattened feature: statistics are then shared by all
+        pixels of a channel (a per-pixel spread would freeze rarely used pixels). None for
+        feature vectors, which get per-feature statistics.
+    feature_shape
+        Shape of one instance.
+    feature_range
+        ``(lower, upper)`` as scalars or arrays broadcastable to ``feature_shape``; None takes the
+        range of the fit data (per feature, or per channel for images).
+    immutable
+        Column indices that never change.
+    monotone
+        Column index -> +1 (only increase) or -1 (only decrease).
+    groups
+        One-hot groups as column ranges.
+    grids
+        Column index -> allowed values of an ordinal feature.
+    min_change
+        Smallest change kept, in units of spread; smaller ones are dropped (exact sparsity).
+
+    Returns
+    -------
+    The feature space.
+    """
+    n_features = x.shape[1]
+    center, spread = x.mean(axis=0), x.std(axis=0)
+    data_lower, data_upper = x.min(axis=0), x.max(axis=0)
+    if channel_index is not None:
+        for c in np.unique(channel_index):
+            cols = channel_index == c
+            block = x[:, cols]
+            center[cols], spread[cols] = block.mean(), block.std()
+            data_lower[cols], data_upper[cols] = block.min(), block.max()
+    spread = np.where(spread > 0, spread, 1.0)
+
+    if feature_range is None:
+        lower, upper = data_lower, data_upper
+    else:
+        lower, upper = (_broadcast_bound(b, feature_shape, name) for b, name in zip(feature_range, ("lower", "upper")))
+        if np.any(lower > upper):
+            j = int(np.flatnonzero(lower > upper)[0])
+            raise ValueError(f"feature_range: the lower bound {lower[j]} exceeds the upper bound {upper[j]} "
+                             f"for feature {j}.")
+
+    mutable = np.ones(n_features, dtype=np.float32)
+    mutable[list(immutable)] = 0.0
+    for start, stop in groups:  # a category group changes as a whole or not at all
+        mutable[start:stop] = mutable[start:stop].min()
+    increase = np.zeros(n_features, dtype=np.float32)
+    decrease = np.zeros(n_features, dtype=np.float32)
+    grouped = {j for s, e in groups for j in range(s, e)}
+    for j, direction in monotone.items():
+        if j in grouped:
+            raise ValueError(f"monotone: feature {j} belongs to a one-hot group; categories have no direction.")
+        (increase if direction > 0 else decrease)[j] = 1.0
+    for j in grids:
+        if j in grouped:
+            raise ValueError(f"feature {j} cannot be both ordinal and part of a one-hot group.")
+
+    f32 = np.float32
+    return FeatureSpace(
+        center=center.astype(f32), spread=spread.astype(f32),
+        lower=lower.astype(f32), upper=upper.astype(f32),
+        mutable=mutable, increase=increase, decrease=decrease, groups=groups,
+        grids=tuple((j, np.unique(np.asarray(g, dtype=f32))) for j, g in sorted(grids.items())),
+        min_change=float(min_change),
+    )
+
+
+def _broadcast_bound(bound: Any, feature_shape: Tuple[int, ...], name: str) -> np.ndarray:
+    arr = np.asarray(bound, dtype=np.float64)
+    if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
+        raise ValueError(f"feature_range: the {name} bound must hold finite numbers.")
+    squeezed = arr.reshape(arr.shape[1:]) if arr.ndim == len(feature_shape) + 1 and arr.shape[0] == 1 else arr
+    try:
+        return np.broadcast_to(squeezed, feature_shape).reshape(-1).astype(np.float64)
+    except ValueError:
+        raise ValueError(f"feature_range: the {name} bound of shape {arr.shape} does not broadcast to the "
+                         f"instance shape {feature_shape}.") from None
+
+
+def parse_monotone(monotone: Optional[MonotoneSpec], n_features: int,
+                   feature_names: Optional[Sequence[str]]) -> Dict[int, int]:
+    """Column index -> +1 / -1 from the user's ``monotone`` mapping."""
+    if not monotone:
+        return {}
+    out = {}
+    for key, direction in monotone.items():
+        (column,) = resolve_features([key], n_features, feature_names, "monotone")
+        norm = direction.lower() if isinstance(direction, str) else direction
+        if isinstance(norm, bool) or norm not in _DIRECTIONS:
+            raise ValueError(f"monotone: direction {direction!r} for feature {key!r} is not one of "
+                             f"'increasing', 'decreasing', +1, -1.")
+        out[column] = _DIRECTIONS[norm]
+    return out
+
+
+def violations(x: np.ndarray, cf: np.ndarray, space: FeatureSpace, mask: Optional[np.ndarray] = None,
+               atol: float = 1e-6) -> Dict[str, np.ndarray]:
+    """Count, per row, the constraints a counterfactual breaks.
+
+    Parameters
+    ----------
+    x, cf
+        Originals and counterfactuals, flattened to ``(B, n_features)``.
+    space
+        The constraints.
+    mask
+        Optional per-row mutability (1 may change); defaults to ``space.mutable``.
+    atol
+        Tolerance of the range check, in the features' units.
+
+    Returns
+    -------
+    ``{kind: per-row count}`` for ``immutable``, ``monotone``, ``range``, ``onehot`` and ``ordinal``.
+    """
+    m = np.broadcast_to(space.mutable if mask is None else mask, x.shape)
+    lo = np.minimum(space.lower, x) - atol
+    hi = np.maximum(space.upper, x) + atol
+    onehot = np.zeros(len(x), dtype=np.int64)
+    for start, stop in space.groups:
+        block = cf[:, start:stop]
+        onehot += ~(np.all((block == 0) | (block == 1), axis=1) & (block.sum(axis=1) == 1))
+    ordinal = np.zeros(len(x), dtype=np.int64)
+    for j, grid in space.grids:
+        ordinal += ~np.isin(cf[:, j], grid) & (cf[:, j] != x[:, j])
+    return {
+        "immutable": np.sum((m == 0) & (cf != x), axis=1),
+        "monotone": np.sum((space.increase > 0) & (cf < x) | (space.decrease > 0) & (cf > x), axis=1),
+        "range": np.sum((cf < lo) | (cf > hi), axis=1),
+        "onehot": onehot,
+        "ordinal": ordinal,
+    }

@@ -1,0 +1,535 @@
+"""The CounteRGAN explainer: framework-free parameters, training schedule and explanations."""
+
+import copy
+import logging
+import math
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from alibi.api.interfaces import Explainer, Explanation, FitMixin
+from tqdm.auto import tqdm
+
+from alibi_countergan.backends import Backend, NetworkSpec, TrainingSpec, framework_of, load_backend, resolve_backend
+from alibi_countergan.callbacks import Callback, StopTraining, TrainingDivergedError
+from alibi_countergan.constraints import (
+    FeatureKey,
+    FeatureSpace,
+    MonotoneSpec,
+    SpaceTensors,
+    build_feature_space,
+    check_onehot,
+    onehot_groups,
+    parse_monotone,
+    project,
+    resolve_features,
+)
+from alibi_countergan.layout import ImageLayout, detect_layout
+from alibi_countergan.ops import NUMPY_OPS
+from alibi_countergan.targets import OTHER, TargetClass, check_target_spec, resolve_targets
+from alibi_countergan.training import BatchSampler
+from alibi_countergan.validation import as_instances, check_int, check_number, check_probabilities, normalise_shape
+from alibi_countergan.value import LossWeights
+from alibi_countergan.version import __version__
+
+logger = logging.getLogger(__name__)
+
+METHODS = ("auto", "white-box", "black-box")
+
+DEFAULT_META: Dict[str, Any] = {
+    "name": None,
+    "type": [],
+    "explanations": ["local"],
+    "params": {},
+    "version": None,
+}
+"""Metadata of a CounteRGAN explainer before ``fit`` fills in the method and framework."""
+
+_PREDICT_CHUNK = 8192
+_GENERATE_CHUNK = 2048
+
+
+class CounteRGAN(Explainer, FitMixin):
+    """Counterfactuals from a residual GAN, in one forward pass (Nemirovsky et al., UAI 2022).
+
+    ``fit`` trains a generator ``G(x, t)`` such that ``x + G(x, t)`` is realistic (a discriminator
+    cannot tell it from the fit data), is classified as ``t`` and changes few features by little;
+    ``explain`` is then one forward pass for a whole batch.
+    """
+
+    def __init__(
+        self,
+        predictor: Union[Callable[[np.ndarray], np.ndarray], Any],
+        shape: Tuple[int, ...],
+        *,
+        backend: Optional[str] = None,
+        method: str = "auto",
+        target_class: TargetClass = OTHER,
+        feature_range: Optional[Tuple[Any, Any]] = None,
+        feature_names: Optional[Sequence[str]] = None,
+        immutable_features: Sequence[FeatureKey] = (),
+        monotone: Optional[MonotoneSpec] = None,
+        cat_vars: Optional[Mapping[int, int]] = None,
+        ohe: bool = True,
+        train_steps: int = 2000,
+        batch_size: int = 256,
+        discriminator_steps: int = 1,
+        generator_steps: int = 2,
+        learning_rate: float = 1e-3,
+        discriminator_learning_rate: Optional[float] = None,
+        classifier_weight: float = 1.0,
+        l1_weight: float = 0.1,
+        l2_weight: float = 0.0,
+        min_change: float = 0.1,
+        real_weight_power: float = 4.0,
+        residual: bool = True,
+        generator: Any = None,
+        discriminator: Any = None,
+        data_format: Optional[str] = None,
+        seed: int = 0,
+        callbacks: Sequence[Callback] = (),
+        verbose: bool = True,
+    ) -> None:
+        """Store and check the parameters; nothing is trained until :meth:`fit`.
+
+        Parameters
+        ----------
+        predictor
+            The classifier. A ``torch.nn.Module`` (or a ``tf.keras.Model`` with the TensorFlow
+            backend) returning class probabilities allows white-box training; any callable from a
+            numpy batch to a ``(n, n_classes)`` probability matrix works in black-box mode.
+        shape
+            Shape of one instance, as alibi writes it: ``(1,) + X.shape[1:]`` (``X.shape[1:]`` works too).
+        backend
+            ``'pytorch'`` or ``'tensorflow'``; None follows the predictor's framework, and for a plain
+            function takes whichever framework is installed (PyTorch first).
+        method
+            ``'white-box'``: the generator is trained through the predictor's gradients (paper eq. 2
+            to 4). ``'black-box'``: the predictor is only called on numpy arrays, and the
+            discriminator's real data are weighted by the predictor's probability of the target
+            (eq. 5). ``'auto'``: white-box when the predictor is a model of the backend's
+            framework, black-box otherwise.
+        target_class
+            Default target of :meth:`explain`: a class index, a list with one entry for all rows or
+            one per row, or ``'other'`` (the best class other than the predicted one).
+        feature_range
+            ``(lower, upper)`` bounds of the counterfactuals: scalars or arrays broadcastable to the
+            instance shape (as in CFProto). None uses the range of the fit data (per feature; per
+            channel for images).
+        feature_names
+            Names of the (flattened) features, to name features in the other parameters.
+        immutable_features
+            Features (indices or names) that counterfactuals never change.
+        monotone
+            ``{feature: 'increasing' | 'decreasing'}`` (or ``+1`` / ``-1``): features that may only move one way.
+        cat_vars
+            alibi's categorical map ``{first_column: n_categories}``. With ``ohe=True`` each entry is a
+            one-hot group that always stays an exact one-hot vector; with ``ohe=False`` each entry is a
+            single column of integer codes ``0 .. n_categories - 1`` that stays on that grid.
+        ohe
+            Whether ``cat_vars`` are one-hot encoded.
+        train_steps
+            Training iterations; each runs ``discriminator_steps`` then ``generator_steps`` updates.
+        batch_size
+            Instances per update.
+        discriminator_steps, generator_steps
+            Updates of each network per iteration.
+        learning_rate
+            Adam learning rate of the generator.
+        discriminator_learning_rate
+            Adam learning rate of the discriminator; None uses ``learning_rate``.
+        classifier_weight
+            Weight of ``-log C_t(x_cf)`` in the generator's loss (white-box only).
+        l1_weight, l2_weight
+            Weights of the mean absolute and mean squared residual, in units of each feature's
+            spread in the fit data (sparsity and proximity of the changes).
+        residual
+            True for CounteRGAN. False trains the paper's plain "GAN" baseline, whose generator
+            outputs the whole counterfactual (an ablation, not for production use).
+        generator, discriminator
+            Networks of the backend's framework replacing the defaults; both take flat features
+            (see :mod:`alibi_countergan.value` for their signatures).
+        data_format
+            For 3-D instances: ``'channels_last'`` or ``'channels_first'``; None infers it.
+        seed
+            Seed of the network initialisation and of the batch and target sampling: the same seed
+            on the same machine gives the same generator.
+        callbacks
+            Called after every training iteration (see :class:`alibi_countergan.callbacks.Callback`).
+        verbose
+            Show a progress bar with the losses during ``fit``.
+        """
+        super().__init__(meta=copy.deepcopy(DEFAULT_META))
+        self.predictor = predictor
+        self.shape = tuple(shape) if isinstance(shape, (tuple, list)) else shape
+        self.feature_shape = normalise_shape(shape)
+        self.n_features = int(np.prod(self.feature_shape))
+        if not callable(predictor):
+            raise ValueError(f"predictor must be callable (a model or a function), got {type(predictor).__name__}.")
+        self.backend = resolve_backend(backend, predictor)
+        if method not in METHODS:
+            raise ValueError(f"method={method!r} is not one of {list(METHODS)}.")
+        self.method = method
+        self.white_box = self._resolve_white_box(method)
+        check_target_spec(target_class)
+        self.target_class = target_class
+        self.feature_names = list(feature_names) if feature_names is not None else None
+        if self.feature_names is not None and len(self.feature_names) != self.n_features:
+            raise ValueError(f"feature_names has {len(self.feature_names)} names for {self.n_features} features.")
+        self.feature_range = feature_range
+        if feature_range is not None and (not isinstance(feature_range, (tuple, list)) or len(feature_range) != 2):
+            raise ValueError("feature_range must be a (lower, upper) pair of scalars or arrays.")
+        self.immutable_features = list(immutable_features)
+        self._immutable = resolve_features(self.immutable_features, self.n_features, self.feature_names,
+                                           "immutable_features")
+        self.monotone = dict(monotone) if monotone else {}
+        self._monotone = parse_monotone(self.monotone, self.n_features, self.feature_names)
+        self.cat_vars = {int(k): int(v) for k, v in cat_vars.items()} if cat_vars else {}
+        self.ohe = bool(ohe)
+        self._groups = onehot_groups(self.cat_vars, self.ohe, self.n_features)
+        self._grids: Dict[int, np.ndarray] = {} if self.ohe else {
+            j: np.arange(n, dtype=np.float32) for j, n in self.cat_vars.items()}
+        for j in self._grids:
+            if not 0 <= j < self.n_features:
+                raise ValueError(f"cat_vars: column {j} is out of range for {self.n_features} features.")
+        self.train_steps = check_int("train_steps", train_steps, 1)
+        self.batch_size = check_int("batch_size", batch_size, 2)
+        self.discriminator_steps = check_int("discriminator_steps", discriminator_steps, 1)
+        self.generator_steps = check_int("generator_steps", generator_steps, 1)
+        self.learning_rate = check_number("learning_rate", learning_rate, positive=True)
+        self.discriminator_learning_rate = None if discriminator_learning_rate is None else check_number(
+            "discriminator_learning_rate", discriminator_learning_rate, positive=True)
+        self.classifier_weight = check_number("classifier_weight", classifier_weight)
+        self.l1_weight = check_number("l1_weight", l1_weight)
+        self.l2_weight = check_number("l2_weight", l2_weight)
+        self.min_change = check_number("min_change", min_change)
+        self.real_weight_power = check_number("real_weight_power", real_weight_power, positive=True,
+                                              allow_inf=True)
+        self.residual = bool(residual)
+        self.generator, self.discriminator = generator, discriminator
+        self.data_format = data_format
+        self.image: Optional[ImageLayout] = None
+        if generator is None or discriminator is None:
+            self.image = detect_layout(self.feature_shape, data_format)
+        elif self.feature_shape and len(self.feature_shape) in (2, 3):
+            self.image = detect_layout(self.feature_shape, data_format)
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+            raise ValueError(f"seed must be an integer, got {seed!r}.")
+        self.seed = int(seed)
+        self.callbacks = list(callbacks)
+        for cb in self.callbacks:
+            if not callable(cb):
+                raise ValueError(f"callbacks must be callables, got {type(cb).__name__}.")
+        self.verbose = bool(verbose)
+        self.meta["type"] = ["whitebox" if self.white_box else "blackbox", self.backend]
+        self.meta["params"].update(self._params())
+
+    # ------------------------------------------------------------------------------------------
+    # configuration helpers
+    # ------------------------------------------------------------------------------------------
+
+    def _resolve_white_box(self, method: str) -> bool:
+        framework = framework_of(self.predictor)
+        if method == "black-box":
+            return False
+        if method == "white-box":
+            if framework != self.backend:
+                expected = "a torch.nn.Module" if self.backend == "pytorch" else "a tf.keras.Model"
+                got = framework or type(self.predictor).__name__
+                raise ValueError(f"method='white-box' needs the predictor's gradients: with the {self.backend} backend "
+                                 f"the predictor must be {expected}, got {got}. Use method='black-box' for a "
+                                 f"predictor that only maps numpy arrays to probabilities.")
+            return True
+        return framework == self.backend
+
+    def _params(self) -> Dict[str, Any]:
+        """JSON-serialisable constructor parameters (networks and callbacks by their class names)."""
+
+        def name_of(obj: Any) -> Optional[str]:
+            return None if obj is None else getattr(obj, "__name__", type(obj).__name__)
+
+        def jsonable(value: Any) -> Any:
+            if isinstance(value, np.ndarray):
+                return value.tolist()
+            if isinstance(value, (np.integer, np.floating)):
+                return value.item()
+            if isinstance(value, (list, tuple)):
+                return [jsonable(v) for v in value]
+            if isinstance(value, dict):
+                return {str(k): jsonable(v) for k, v in value.items()}
+            return value
+
+        return {
+            "shape": list(self.feature_shape), "backend": self.backend, "method": self.method,
+            "white_box": self.white_box, "target_class": jsonable(self.target_class),
+            "feature_range": jsonable(self.feature_range), "feature_names": self.feature_names,
+            "immutable_features": jsonable(self.immutable_features), "monotone": jsonable(self.monotone),
+            "cat_vars": jsonable(self.cat_vars), "ohe": self.ohe, "train_steps": self.train_steps,
+            "batch_size": self.batch_size, "discriminator_steps": self.discriminator_steps,
+            "generator_steps": self.generator_steps, "learning_rate": self.learning_rate,
+            "discriminator_learning_rate": self.discriminator_learning_rate,
+            "classifier_weight": self.classifier_weight, "l1_weight": self.l1_weight,
+            "l2_weight": self.l2_weight, "residual": self.residual, "generator": name_of(self.generator),
+            "discriminator": name_of(self.discriminator), "data_format": self.data_format, "seed": self.seed,
+            "callbacks": [name_of(cb) for cb in self.callbacks], "verbose": self.verbose,
+            "countergan_version": __version__,
+        }
+
+    # ------------------------------------------------------------------------------------------
+    # predictor access
+    # ------------------------------------------------------------------------------------------
+
+    def _predict(self, x: np.ndarray, n_classes: Optional[int] = None) -> np.ndarray:
+        """The predictor's checked probabilities for a batch shaped like the data, in chunks."""
+        framework = framework_of(self.predictor)
+        backend = self._framework_backend(framework) if framework is not None else None
+        outputs = []
+        for start in range(0, len(x), _PREDICT_CHUNK):
+            chunk = x[start:start + _PREDICT_CHUNK]
+            outputs.append(backend.predict(self.predictor, chunk) if backend is not None
+                           else self.predictor(chunk))
+        try:
+            proba = np.concatenate([np.asarray(o) for o in outputs]) if len(outputs) > 1 else outputs[0]
+        except ValueError as err:
+            raise ValueError(f"The predictor's outputs for consecutive chunks do not fit together: {err}") from None
+        return check_probabilities(proba, len(x), n_classes=n_classes)
+
+    def _framework_backend(self, framework: str) -> Backend:
+        backend: Optional[Backend] = getattr(self, "backend_", None)
+        if backend is not None and backend.name == framework:
+            return backend
+        cached: Optional[Backend] = getattr(self, "_predict_backend", None)
+        if cached is None or cached.name != framework:
+            cached = load_backend(framework)
+            self._predict_backend = cached
+        return cached
+
+    # ------------------------------------------------------------------------------------------
+    # fit
+    # ------------------------------------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "backend_"):
+            raise RuntimeError("This CounteRGAN explainer is not fitted yet: call fit(X) before explain().")
+
+    def fit(self, X: np.ndarray, y: Optional[np.ndarray] = None) -> "CounteRGAN":
+        """Train the generator (and discriminator) on data ``X``.
+
+        Parameters
+        ----------
+        X
+            Training instances, shape ``(n,) + shape[1:]``; not modified.
+        y
+            Ignored: the predictor's own predictions decide the targets. Accepted for
+            scikit-learn style pipelines.
+
+        Returns
+        -------
+        self
+            The fitted explainer.
+
+        Raises
+        ------
+        ValueError
+            For invalid data or a predictor that does not return probabilities.
+        TrainingDivergedError
+            When a loss becomes NaN or infinite (lower the learning rate).
+        """
+        x_batch, _ = as_instances(X, self.feature_shape, "X")
+        if len(x_batch) < 2:
+            raise ValueError("fit needs at least two instances.")
+        x32 = x_batch.astype(np.float32, copy=False)
+        proba = self._predict(x32)
+        n_classes = proba.shape[1]
+        flat = x32.reshape(len(x32), -1)
+        check_onehot(flat, self._groups, "X")
+        for j, grid in self._grids.items():
+            if not np.all(np.isin(flat[:, j], grid)):
+                raise ValueError(f"X: column {j} is declared categorical (ohe=False) with codes 0..{grid.size - 1} "
+                                 f"but holds other values.")
+        space = build_feature_space(
+            flat, channel_index=self.image.channel_index() if self.image is not None else None,
+            feature_shape=self.feature_shape, feature_range=self.feature_range, immutable=self._immutable,
+            monotone=self._monotone, groups=self._groups, grids=self._grids, min_change=self.min_change)
+        self._install(space, n_classes)
+        self.history_: List[Dict[str, float]] = []
+        rng = np.random.default_rng(self.seed)
+        x_std = ((flat - space.center) / space.spread).astype(np.float32)
+        sampler = BatchSampler(flat, x_std, proba, space, self.white_box, self.batch_size, rng,
+                               real_weight_power=self.real_weight_power)
+        try:
+            self._train(sampler)
+        except TrainingDivergedError:
+            self._uninstall()
+            raise
+        return self
+
+    def _install(self, space: FeatureSpace, n_classes: int, build_seed: Optional[int] = None) -> None:
+        """Create the backend and networks for a feature space (training state included)."""
+        backend = load_backend(self.backend)
+        network = NetworkSpec(feature_shape=self.feature_shape, n_classes=n_classes,
+                              discriminator_outputs=1 if self.white_box else n_classes, image=self.image)
+        training = TrainingSpec(
+            space=space, weights=LossWeights(self.classifier_weight, self.l1_weight, self.l2_weight),
+            white_box=self.white_box, residual=self.residual, learning_rate_generator=self.learning_rate,
+            learning_rate_discriminator=self.discriminator_learning_rate or self.learning_rate, beta_1=0.5)
+        backend.build(network, training, self.predictor if self.white_box else None,
+                      self.seed if build_seed is None else build_seed,
+                      generator=self.generator, discriminator=self.discriminator)
+        self.backend_: Backend = backend
+        self.space_ = space
+        self.n_classes_ = n_classes
+        self._space_np: SpaceTensors = space.tensors(NUMPY_OPS)
+        self._space_np64: SpaceTensors = _as_float64(self._space_np)
+        self._eye = np.eye(n_classes, dtype=np.float32)
+        self.meta["params"]["n_classes"] = n_classes
+
+    def _uninstall(self) -> None:
+        for name in ("backend_", "space_", "n_classes_"):
+            if hasattr(self, name):
+                delattr(self, name)
+
+    def _train(self, sampler: BatchSampler) -> None:
+        backend = self.backend_
+        bar = tqdm(range(self.train_steps), desc="CounteRGAN fit", disable=not self.verbose, leave=False)
+        losses: Dict[str, float] = {}
+        try:
+            for step in bar:
+                for _ in range(self.discriminator_steps):
+                    losses.update(backend.discriminator_step(sampler.sample()))
+                for _ in range(self.generator_steps):
+                    losses.update(backend.generator_step(sampler.sample()))
+                bad = [k for k, v in losses.items() if not math.isfinite(v)]
+                if bad:
+                    raise TrainingDivergedError(
+                        f"Training diverged at iteration {step}: loss {bad[0]} is {losses[bad[0]]}. Lower the "
+                        f"learning_rate (now {self.learning_rate}) or check the data's scale.")
+                self.history_.append(dict(losses))
+                if self.verbose and step % 25 == 0:
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k in ("d_real", "d_fake", "g_adv",
+                                                                                       "g_cls", "g_l1")})
+                for callback in self.callbacks:
+                    callback(step, dict(losses), self)
+        except StopTraining:
+            logger.info("Training stopped by a callback.")
+        finally:
+            bar.close()
+
+    # ------------------------------------------------------------------------------------------
+    # explain
+    # ------------------------------------------------------------------------------------------
+
+    def _counterfactuals(self, x: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Counterfactuals for flat rows ``x`` (float32 or float64) and one target each: one forward pass."""
+        space = self.space_
+        x_std = ((x - space.center) / space.spread).astype(np.float32)
+        mask32 = mask.astype(np.float32)
+        chunks = [slice(i, i + _GENERATE_CHUNK) for i in range(0, len(x), _GENERATE_CHUNK)]
+        u = np.concatenate([self.backend_.generate(x_std[c], self._eye[target[c]], mask32[c]) for c in chunks])
+        if not self.residual:
+            u = u - x_std
+        tensors = self._space_np64 if x.dtype == np.float64 else self._space_np
+        return project(NUMPY_OPS, x, u.astype(x.dtype), mask.astype(x.dtype), tensors, hard=True)
+
+    def explain(self, X: np.ndarray, target_class: Optional[TargetClass] = None) -> Explanation:
+        """Counterfactuals for one instance or a batch, in one forward pass of the generator.
+
+        Parameters
+        ----------
+        X
+            One instance (shape ``shape[1:]`` or ``(1,) + shape[1:]``) or a batch ``(n,) + shape[1:]``;
+            not modified.
+        target_class
+            A class index, a list with one entry for all instances or one per instance, ``'other'``
+            (any class but the predicted one: the one whose counterfactual the predictor rates
+            highest), or None for the constructor's ``target_class``.
+
+        Returns
+        -------
+        explanation
+            An :class:`alibi.api.interfaces.Explanation` with the data of alibi's CounterfactualProto:
+            ``cf`` (``X``, ``class``, ``proba``), ``orig_class``, ``orig_proba``; and ``target``,
+            ``success`` (the predictor's class is the target) and ``residual`` (``cf['X'] - X``).
+            For one instance the types are CFProto's (``cf['X']`` of shape ``(1,) + shape[1:]``, numpy
+            integer classes, ``(1, n_classes)`` probabilities, a bool ``success``); for a batch every
+            entry has a leading batch axis.
+
+        Raises
+        ------
+        RuntimeError
+            Before ``fit``.
+        ValueError
+            For invalid instances or targets.
+        """
+        self._check_fitted()
+        x_batch, _ = as_instances(X, self.feature_shape, "X")
+        n, k = len(x_batch), self.n_classes_
+        target_spec = self.target_class if target_class is None else target_class
+        targets = resolve_targets(target_spec, n, k)
+        flat = x_batch.reshape(n, -1)
+        check_onehot(flat, self.space_.groups, "X")
+        orig_proba = self._predict(x_batch, k)
+        orig_class = orig_proba.argmax(axis=1)
+        mask = np.broadcast_to(self.space_.mutable, flat.shape)
+        if targets is None:
+            # every other class at once, then the best per row
+            candidates = (orig_class[:, None] + np.arange(1, k)[None, :]) % k
+            rows = np.repeat(np.arange(n), k - 1)
+            cf_all = self._counterfactuals(flat[rows], candidates.reshape(-1),
+                                           np.broadcast_to(self.space_.mutable, (len(rows), flat.shape[1])))
+            proba_all = self._predict(cf_all.reshape((-1,) + self.feature_shape), k)
+            score = proba_all[np.arange(len(rows)), candidates.reshape(-1)].reshape(n, k - 1)
+            best = score.argmax(axis=1)
+            pick = np.arange(n) * (k - 1) + best
+            targets = candidates[np.arange(n), best]
+            cf_flat, cf_proba = cf_all[pick], proba_all[pick]
+        else:
+            cf_flat = self._counterfactuals(flat, targets, mask)
+            cf_proba = self._predict(cf_flat.reshape((-1,) + self.feature_shape), k)
+        return self._explanation(x_batch, cf_flat, cf_proba, orig_proba, targets)
+
+    def _explanation(self, x: np.ndarray, cf_flat: np.ndarray, cf_proba: np.ndarray, orig_proba: np.ndarray,
+                     targets: np.ndarray) -> Explanation:
+        n = len(x)
+        cf_x = cf_flat.reshape(x.shape)
+        cf_class = cf_proba.argmax(axis=1)
+        orig_class = orig_proba.argmax(axis=1)
+        success = cf_class == targets
+        data: Dict[str, Any] = {"cf": {"X": cf_x, "class": cf_class, "proba": cf_proba},
+                                "orig_class": orig_class, "orig_proba": orig_proba, "target": targets,
+                                "success": success, "residual": cf_x - x, "all": []}
+        if n == 1:
+            data["cf"]["class"] = cf_class[0]
+            data["orig_class"] = orig_class[0]
+            data["target"] = targets[0]
+            data["success"] = bool(success[0])
+        return Explanation(meta=copy.deepcopy(self.meta), data=data)
+
+    def reset_predictor(self, predictor: Any) -> None:
+        """Replace the predictor (for example after loading a saved explainer).
+
+        Parameters
+        ----------
+        predictor
+            The new predictor. In white-box mode it must be a model of the backend's framework.
+        """
+        if not callable(predictor):
+            raise ValueError(f"predictor must be callable, got {type(predictor).__name__}.")
+        if self.white_box and framework_of(predictor) != self.backend:
+            raise ValueError(f"This explainer was trained white-box with the {self.backend} backend; the new "
+                             f"predictor must be a model of that framework.")
+        self.predictor = predictor
+        backend: Optional[Backend] = getattr(self, "backend_", None)
+        if backend is not None and self.white_box:
+            backend.predictor = predictor  # type: ignore[attr-defined]
+
+
+def _as_float64(space: SpaceTensors) -> SpaceTensors:
+    """A float64 copy of numpy space tensors (for float64 inputs, so immutable features stay bit-exact)."""
+
+    def f(a: np.ndarray) -> np.ndarray:
+        return np.asarray(a, dtype=np.float64)
+
+    return SpaceTensors(center=f(space.center), spread=f(space.spread), lower=f(space.lower), upper=f(space.upper),
+                        free=f(space.free), increase=f(space.increase), decrease=f(space.decrease),
+                        groups=space.groups, grids=tuple((j, f(g)) for j, g in space.grids),
+                        min_change=space.min_change)

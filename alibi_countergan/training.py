@@ -1,0 +1,90 @@
+"""Batch and target sampling for the training loop (framework-free)."""
+
+from typing import Optional
+
+import numpy as np
+
+from alibi_countergan.backends.base import Batch
+from alibi_countergan.constraints import FeatureSpace
+
+
+class BatchSampler:
+    """Draws training batches by index from one array, with a target for every row.
+
+    Targets are drawn uniformly among the classes other than the predictor's class for the row:
+    those are the requests ``explain`` serves, and none of the generator's capacity goes to the
+    trivial "keep the class" case.
+
+    In black-box mode the real term of the discriminator is weighted per target class ``k`` by
+    ``C_k(x_i)``, normalised within the batch so that each class carries the same total weight
+    (``1 / K``); the predictor's probabilities are computed once for the fit data, not per batch.
+
+    Parameters
+    ----------
+    x
+        Fit data, flattened, float32.
+    x_std
+        The same, standardised.
+    proba
+        The predictor's probabilities for ``x``.
+    space
+        Feature statistics and constraints (its ``mutable`` mask is every row's mask).
+    white_box
+        Whether the discriminator has one output (white-box) or one per class (black-box).
+    batch_size
+        Rows per batch.
+    rng
+        Source of randomness (the explainer's seed).
+    free_mask_rate
+        Share of rows trained with the static mask only; the others also get a random subset of
+        their mutable features frozen, so that the generator learns to act when a request freezes
+        features at explain time. None disables random masks.
+    """
+
+    def __init__(self, x: np.ndarray, x_std: np.ndarray, proba: np.ndarray, space: FeatureSpace,
+                 white_box: bool, batch_size: int, rng: np.random.Generator,
+                 free_mask_rate: Optional[float] = None, real_weight_power: float = 1.0) -> None:
+        self.x, self.x_std, self.proba = x, x_std, proba
+        self.predicted = proba.argmax(axis=1)
+        self.n_classes = proba.shape[1]
+        self.white_box = white_box
+        self.batch_size = min(batch_size, len(x))
+        self.rng = rng
+        self.mutable = space.mutable.astype(np.float32)
+        self.groups = space.groups
+        self.free_mask_rate = free_mask_rate
+        self.eye = np.eye(self.n_classes, dtype=np.float32)
+        if np.isinf(real_weight_power):
+            self.real_proba = self.eye[self.predicted]
+        else:
+            self.real_proba = (proba.astype(np.float64) ** real_weight_power).astype(np.float32)
+
+    def sample(self) -> Batch:
+        """A new batch."""
+        b, k = self.batch_size, self.n_classes
+        index = self.rng.integers(0, len(self.x), b)
+        target = (self.predicted[index] + self.rng.integers(1, k, b)) % k
+        if self.white_box:
+            d_index = np.zeros(b, dtype=np.int64)
+            weights = np.full((b, 1), 1.0 / b, dtype=np.float32)
+        else:
+            d_index = target
+            p = self.real_proba[index]
+            totals = p.sum(axis=0, keepdims=True)
+            weights = np.divide(p, k * totals, out=np.zeros_like(p), where=totals > 0).astype(np.float32)
+        return Batch(x=self.x[index], x_std=self.x_std[index], target=target.astype(np.int64),
+                     target_onehot=self.eye[target], d_index=d_index.astype(np.int64), real_weights=weights,
+                     mask=self.masks(b))
+
+    def masks(self, n: int) -> np.ndarray:
+        """Per-row masks: the static one, and for some rows a random subset of features frozen too."""
+        mask = np.broadcast_to(self.mutable, (n, self.mutable.size)).copy()
+        if self.free_mask_rate is None:
+            return mask
+        frozen_rows = self.rng.random(n) >= self.free_mask_rate
+        keep_rate = self.rng.random((n, 1))
+        keep = (self.rng.random(mask.shape) < keep_rate).astype(np.float32)
+        for start, stop in self.groups:  # a one-hot group is frozen or free as a whole
+            keep[:, start:stop] = keep[:, start:start + 1]
+        mask[frozen_rows] *= keep[frozen_rows]
+        return mask

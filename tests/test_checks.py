@@ -1,0 +1,148 @@
+"""Every bad input gets a clear exception, and inputs are never modified."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import numpy_fn
+
+from alibi_countergan import CounteRGAN
+
+
+def test_explain_before_fit_is_a_runtime_error(pima, pima_model):
+    _, _, X_test, _, _ = pima
+    with pytest.raises(RuntimeError, match="not fitted"):
+        CounteRGAN(pima_model, (1, 8), verbose=False).explain(X_test[:1])
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((3, 7), dtype=np.float32), "shape"),
+    (np.zeros((3, 8, 1), dtype=np.float32), "shape"),
+    (np.zeros((0, 8), dtype=np.float32), "empty"),
+    (np.array([["a"] * 8]), "numbers"),
+    (np.array([[1 + 2j] * 8]), "real numbers"),
+])
+def test_explain_rejects_malformed_instances(pima_whitebox, bad, message):
+    with pytest.raises(ValueError, match=message):
+        pima_whitebox.explain(bad)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_values_are_rejected_with_their_position(pima, pima_whitebox, value):
+    _, _, X_test, _, _ = pima
+    x = X_test[:3].copy()
+    x[1, 4] = value
+    with pytest.raises(ValueError, match=r"NaN or infinite values \(first at row 1, flat feature 4\)"):
+        pima_whitebox.explain(x)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        CounteRGAN(pima_whitebox.predictor, (1, 8), verbose=False, train_steps=1).fit(x)
+
+
+@pytest.mark.parametrize("target, message", [
+    (2, "class 2 is out of range"),
+    (-1, "class -1 is out of range"),
+    ([0, 5], "class 5 is out of range"),
+    ("same", "not supported"),
+    (1.5, "class index"),
+    ([], "class index"),
+    (True, "class index"),
+    ([0, 1, 0], "3 entries for 2 instances"),
+])
+def test_bad_targets_are_rejected(pima, pima_whitebox, target, message):
+    _, _, X_test, _, _ = pima
+    with pytest.raises(ValueError, match=message):
+        pima_whitebox.explain(X_test[:2], target_class=target)
+
+
+def test_bad_constructor_target_is_rejected_early(pima_model):
+    with pytest.raises(ValueError, match="not supported"):
+        CounteRGAN(pima_model, (1, 8), target_class="worse")
+
+
+def _logits(x):
+    return np.stack([x.sum(1), -x.sum(1)], axis=1)
+
+
+@pytest.mark.parametrize("predictor, message", [
+    (_logits, "outside \\[0, 1\\]"),
+    (lambda x: np.full((len(x), 2), 0.2), "sum to 1"),
+    (lambda x: np.ones((len(x), 1)), "at least two classes"),
+    (lambda x: np.zeros(len(x)), "matrix of class probabilities"),
+    (lambda x: np.full((len(x), 2), np.nan), "NaN"),
+    (lambda x: np.full((len(x) + 1, 2), 0.5), "matrix of class probabilities"),
+])
+def test_predictor_that_does_not_return_probabilities_is_rejected(pima, predictor, message):
+    _, X_train, _, _, _ = pima
+    with pytest.raises(ValueError, match=message):
+        CounteRGAN(predictor, (1, 8), verbose=False, train_steps=1).fit(X_train)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"method": "grey-box"}, "method"),
+    ({"backend": "jax"}, "backend"),
+    ({"train_steps": 0}, "train_steps"),
+    ({"batch_size": 1.5}, "batch_size"),
+    ({"learning_rate": 0}, "learning_rate"),
+    ({"l1_weight": -1.0}, "l1_weight"),
+    ({"l2_weight": float("nan")}, "l2_weight"),
+    ({"seed": "zero"}, "seed"),
+    ({"feature_names": ["a", "b"]}, "feature_names"),
+    ({"immutable_features": [8]}, "out of range"),
+    ({"immutable_features": ["Glucose"]}, "no `feature_names`"),
+    ({"monotone": {0: "sideways"}}, "direction"),
+    ({"cat_vars": {6: 3}}, "runs past"),
+    ({"feature_range": (0.0,)}, "feature_range"),
+    ({"callbacks": [3]}, "callbacks"),
+])
+def test_bad_parameters_are_rejected(pima_model, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CounteRGAN(pima_model, (1, 8), **kwargs)
+
+
+@pytest.mark.parametrize("shape", [(1, 0), "8", (1, -3), (1.0, 8)])
+def test_bad_shape_is_rejected(pima_model, shape):
+    with pytest.raises(ValueError, match="shape"):
+        CounteRGAN(pima_model, shape)
+
+
+def test_feature_range_with_lower_above_upper_is_rejected(pima, pima_model):
+    _, X_train, _, _, _ = pima
+    with pytest.raises(ValueError, match="exceeds the upper bound"):
+        CounteRGAN(pima_model, (1, 8), feature_range=(np.ones(8), np.zeros(8)), train_steps=1,
+                   verbose=False).fit(X_train)
+
+
+def test_white_box_request_needs_a_differentiable_model(pima_model):
+    with pytest.raises(ValueError, match="white-box.*torch.nn.Module.*black-box"):
+        CounteRGAN(numpy_fn(pima_model), (1, 8), method="white-box")
+
+
+def test_invalid_one_hot_data_is_rejected(compas, compas_model):
+    data, X_train, X_test, _, _ = compas
+    broken = X_train.copy()
+    start = next(iter(data.cat_vars))
+    broken[5, start:start + 2] = 1.0
+    with pytest.raises(ValueError, match="row 5 has an invalid one-hot encoding"):
+        CounteRGAN(compas_model, (1, X_train.shape[1]), cat_vars=data.cat_vars, train_steps=1,
+                   verbose=False).fit(broken)
+
+
+def test_inputs_are_never_modified(pima, pima_model):
+    _, X_train, X_test, _, _ = pima
+    train_copy, test_copy = X_train.copy(), X_test.copy()
+    lower, upper = X_train.min(0) - 1, X_train.max(0) + 1
+    bounds = (lower.copy(), upper.copy())
+    params = {k: v.detach().clone() for k, v in pima_model.state_dict().items()}
+    training_flags = [m.training for m in pima_model.modules()]
+    explainer = CounteRGAN(pima_model, (1, 8), feature_range=(lower, upper), train_steps=20, verbose=False)
+    explainer.fit(X_train)
+    targets = np.array([0, 1, 1])
+    explainer.explain(X_test[:3], target_class=targets)
+    np.testing.assert_array_equal(X_train, train_copy)
+    np.testing.assert_array_equal(X_test, test_copy)
+    np.testing.assert_array_equal(targets, [0, 1, 1])
+    np.testing.assert_array_equal(lower, bounds[0])
+    np.testing.assert_array_equal(upper, bounds[1])
+    for key, value in pima_model.state_dict().items():
+        assert torch.equal(value, params[key]), f"the predictor's {key} changed"
+    assert all(p.grad is None for p in pima_model.parameters()), "gradients were written into the predictor"
+    assert [m.training for m in pima_model.modules()] == training_flags
