@@ -124,7 +124,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     immutable = IMMUTABLE + ([] if args.allow_race else [n for n in data.feature_names if n.startswith("race=")])
     common = dict(feature_names=data.feature_names, cat_vars=data.cat_vars, immutable_features=immutable,
-                  monotone={"priors_count": "decreasing"}, train_steps=args.steps, seed=args.seed, verbose=True)
+                  monotone={"priors_count": "decreasing"}, train_steps=args.steps, seed=args.seed, verbose=False)
     explainers = {}
     for name, predictor, method in (("white-box", model, "white-box"), ("black-box", predict_fn, "black-box")):
         start = time.perf_counter()
