@@ -263,6 +263,16 @@ def onehot_groups(cat_vars: Optional[Mapping[int, int]], ohe: bool, n_features: 
     return tuple(groups)
 
 
+def freeze(mutable: np.ndarray, columns: Sequence[int], groups: Sequence[Tuple[int, int]]) -> np.ndarray:
+    """A copy of the 0/1 mask ``mutable`` with ``columns`` set to 0; a one-hot group with any frozen column
+    is frozen as a whole (a category changes entirely or not at all)."""
+    out = np.array(mutable, dtype=np.float32, copy=True)
+    out[list(columns)] = 0.0
+    for start, stop in groups:
+        out[start:stop] = out[start:stop].min()
+    return out
+
+
 def check_onehot(x: np.ndarray, groups: Sequence[Tuple[int, int]], what: str) -> None:
     """Raise a ValueError if a row's one-hot group is not exactly one 1 and zeros."""
     for start, stop in groups:
@@ -336,10 +346,7 @@ def build_feature_space(
             raise ValueError(f"feature_range: the lower bound {lower[j]} exceeds the upper bound {upper[j]} "
                              f"for feature {j}.")
 
-    mutable = np.ones(n_features, dtype=np.float32)
-    mutable[list(immutable)] = 0.0
-    for start, stop in groups:  # a category group changes as a whole or not at all
-        mutable[start:stop] = mutable[start:stop].min()
+    mutable = freeze(np.ones(n_features, dtype=np.float32), immutable, groups)
     increase = np.zeros(n_features, dtype=np.float32)
     decrease = np.zeros(n_features, dtype=np.float32)
     grouped = {j for s, e in groups for j in range(s, e)}
@@ -387,6 +394,26 @@ def parse_monotone(monotone: Optional[MonotoneSpec], n_features: int,
                              f"'increasing', 'decreasing', +1, -1.")
         out[column] = _DIRECTIONS[norm]
     return out
+
+
+def parse_ordinal(ordinal: Any, n_features: int,
+                  feature_names: Optional[Sequence[str]]) -> Dict[int, Optional[np.ndarray]]:
+    """Column index -> grid (None: the values seen in the fit data) from the user's ``ordinal_features``."""
+    if ordinal is None:
+        return {}
+    if isinstance(ordinal, Mapping):
+        out: Dict[int, Optional[np.ndarray]] = {}
+        for key, grid in ordinal.items():
+            (column,) = resolve_features([key], n_features, feature_names, "ordinal_features")
+            values = np.asarray(grid, dtype=np.float64) if grid is not None else None
+            if values is not None and (values.ndim != 1 or values.size < 2 or not np.all(np.isfinite(values))):
+                raise ValueError(f"ordinal_features: the grid of feature {key!r} must be a list of at least two "
+                                 f"finite numbers.")
+            out[column] = None if values is None else values.astype(np.float32)
+        return out
+    if isinstance(ordinal, (str, int, np.integer)):
+        raise ValueError("ordinal_features must be a list of features or a {feature: grid} mapping.")
+    return {j: None for j in resolve_features(list(ordinal), n_features, feature_names, "ordinal_features")}
 
 
 def violations(x: np.ndarray, cf: np.ndarray, space: FeatureSpace, mask: Optional[np.ndarray] = None,

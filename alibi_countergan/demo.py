@@ -124,7 +124,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     immutable = IMMUTABLE + ([] if args.allow_race else [n for n in data.feature_names if n.startswith("race=")])
     common = dict(feature_names=data.feature_names, cat_vars=data.cat_vars, immutable_features=immutable,
-                  monotone={"priors_count": "decreasing"}, train_steps=args.steps, seed=args.seed, verbose=False)
+                  monotone={"priors_count": "decreasing"},
+                  ordinal_features=["priors_count", "days_b_screening_arrest"], train_steps=args.steps,
+                  seed=args.seed, verbose=False)
     explainers = {}
     for name, predictor, method in (("white-box", model, "white-box"), ("black-box", predict_fn, "black-box")):
         start = time.perf_counter()
@@ -136,7 +138,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     people = unfavourable[: args.people]
     explanations = {name: e.explain(X_test[people], target_class=favourable) for name, e in explainers.items()}
     print(f"\nRecourse for {len(people)} people predicted to reoffend (target: '{data.target_names[favourable]}'); "
-          f"'-' means unchanged; immutable: {', '.join(immutable)}; priors_count may only decrease.\n")
+          f"'-' means unchanged; immutable: {', '.join(immutable)}; priors_count may only decrease; "
+          f"counts stay whole numbers.\n")
     for i, person in enumerate(people):
         print(f"person #{person}")
         print_table(data, X_test[person], {n: e.cf["X"][i] for n, e in explanations.items()},

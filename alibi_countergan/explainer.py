@@ -18,8 +18,10 @@ from alibi_countergan.constraints import (
     SpaceTensors,
     build_feature_space,
     check_onehot,
+    freeze,
     onehot_groups,
     parse_monotone,
+    parse_ordinal,
     project,
     resolve_features,
 )
@@ -70,6 +72,8 @@ class CounteRGAN(Explainer, FitMixin):
         monotone: Optional[MonotoneSpec] = None,
         cat_vars: Optional[Mapping[int, int]] = None,
         ohe: bool = True,
+        ordinal_features: Union[Sequence[FeatureKey], Mapping[FeatureKey, Sequence[float]], None] = None,
+        random_mask_rate: Optional[float] = None,
         train_steps: int = 2000,
         batch_size: int = 256,
         discriminator_steps: int = 1,
@@ -127,6 +131,14 @@ class CounteRGAN(Explainer, FitMixin):
             single column of integer codes ``0 .. n_categories - 1`` that stays on that grid.
         ohe
             Whether ``cat_vars`` are one-hot encoded.
+        ordinal_features
+            Features whose counterfactual values must stay on a grid: a list of features (the grid is
+            the set of values seen in the fit data, e.g. counts and ages) or ``{feature: grid}``.
+        random_mask_rate
+            Share of training rows that also get a random subset of their mutable features frozen, so
+            that the generator learns to act through the others when ``explain(...,
+            immutable_features=...)`` freezes features for one request. None: 0.5 for feature vectors
+            and 0 for images. 0 trains only with the constructor's constraints.
         train_steps
             Training iterations; each runs ``discriminator_steps`` then ``generator_steps`` updates.
         batch_size
@@ -186,11 +198,18 @@ class CounteRGAN(Explainer, FitMixin):
         self.cat_vars = {int(k): int(v) for k, v in cat_vars.items()} if cat_vars else {}
         self.ohe = bool(ohe)
         self._groups = onehot_groups(self.cat_vars, self.ohe, self.n_features)
-        self._grids: Dict[int, np.ndarray] = {} if self.ohe else {
+        self._grids: Dict[int, Optional[np.ndarray]] = {} if self.ohe else {
             j: np.arange(n, dtype=np.float32) for j, n in self.cat_vars.items()}
         for j in self._grids:
             if not 0 <= j < self.n_features:
                 raise ValueError(f"cat_vars: column {j} is out of range for {self.n_features} features.")
+        self.ordinal_features = ordinal_features
+        self._grids.update(parse_ordinal(ordinal_features, self.n_features, self.feature_names))
+        self.random_mask_rate = random_mask_rate
+        if random_mask_rate is not None:
+            check_number("random_mask_rate", random_mask_rate)
+            if random_mask_rate > 1:
+                raise ValueError(f"random_mask_rate must be between 0 and 1, got {random_mask_rate!r}.")
         self.train_steps = check_int("train_steps", train_steps, 1)
         self.batch_size = check_int("batch_size", batch_size, 2)
         self.discriminator_steps = check_int("discriminator_steps", discriminator_steps, 1)
@@ -263,7 +282,9 @@ class CounteRGAN(Explainer, FitMixin):
             "white_box": self.white_box, "target_class": jsonable(self.target_class),
             "feature_range": jsonable(self.feature_range), "feature_names": self.feature_names,
             "immutable_features": jsonable(self.immutable_features), "monotone": jsonable(self.monotone),
-            "cat_vars": jsonable(self.cat_vars), "ohe": self.ohe, "train_steps": self.train_steps,
+            "cat_vars": jsonable(self.cat_vars), "ohe": self.ohe,
+            "ordinal_features": jsonable(self.ordinal_features), "random_mask_rate": self.random_mask_rate,
+            "train_steps": self.train_steps,
             "batch_size": self.batch_size, "discriminator_steps": self.discriminator_steps,
             "generator_steps": self.generator_steps, "learning_rate": self.learning_rate,
             "discriminator_learning_rate": self.discriminator_learning_rate,
@@ -342,20 +363,23 @@ class CounteRGAN(Explainer, FitMixin):
         n_classes = proba.shape[1]
         flat = x32.reshape(len(x32), -1)
         check_onehot(flat, self._groups, "X")
-        for j, grid in self._grids.items():
-            if not np.all(np.isin(flat[:, j], grid)):
-                raise ValueError(f"X: column {j} is declared categorical (ohe=False) with codes 0..{grid.size - 1} "
-                                 f"but holds other values.")
+        grids = {j: (np.unique(flat[:, j]) if grid is None else grid) for j, grid in self._grids.items()}
+        for j in self.cat_vars if not self.ohe else ():
+            if not np.all(np.isin(flat[:, j], grids[j])):
+                raise ValueError(f"X: column {j} is declared categorical (ohe=False) with codes "
+                                 f"0..{grids[j].size - 1} but holds other values.")
         space = build_feature_space(
             flat, channel_index=self.image.channel_index() if self.image is not None else None,
             feature_shape=self.feature_shape, feature_range=self.feature_range, immutable=self._immutable,
-            monotone=self._monotone, groups=self._groups, grids=self._grids, min_change=self.min_change)
+            monotone=self._monotone, groups=self._groups, grids=grids, min_change=self.min_change)
         self._install(space, n_classes)
         self.history_: List[Dict[str, float]] = []
         rng = np.random.default_rng(self.seed)
         x_std = ((flat - space.center) / space.spread).astype(np.float32)
+        mask_rate = self.random_mask_rate if self.random_mask_rate is not None else (
+            0.0 if self.image is not None else 0.5)
         sampler = BatchSampler(flat, x_std, proba, space, self.white_box, self.batch_size, rng,
-                               real_weight_power=self.real_weight_power)
+                               random_mask_rate=mask_rate, real_weight_power=self.real_weight_power)
         try:
             self._train(sampler)
         except TrainingDivergedError:
@@ -430,7 +454,8 @@ class CounteRGAN(Explainer, FitMixin):
         tensors = self._space_np64 if x.dtype == np.float64 else self._space_np
         return project(NUMPY_OPS, x, u.astype(x.dtype), mask.astype(x.dtype), tensors, hard=True)
 
-    def explain(self, X: np.ndarray, target_class: Optional[TargetClass] = None) -> Explanation:
+    def explain(self, X: np.ndarray, target_class: Optional[TargetClass] = None,
+                immutable_features: Sequence[FeatureKey] = ()) -> Explanation:
         """Counterfactuals for one instance or a batch, in one forward pass of the generator.
 
         Parameters
@@ -442,6 +467,10 @@ class CounteRGAN(Explainer, FitMixin):
             A class index, a list with one entry for all instances or one per instance, ``'other'``
             (any class but the predicted one: the one whose counterfactual the predictor rates
             highest), or None for the constructor's ``target_class``.
+        immutable_features
+            Features (indices or names) frozen for this request only, on top of the constructor's
+            constraints; a categorical group freezes as a whole. Freezing every feature returns the
+            inputs unchanged (``success`` is then False unless an input already has the target class).
 
         Returns
         -------
@@ -469,13 +498,16 @@ class CounteRGAN(Explainer, FitMixin):
         check_onehot(flat, self.space_.groups, "X")
         orig_proba = self._predict(x_batch, k)
         orig_class = orig_proba.argmax(axis=1)
-        mask = np.broadcast_to(self.space_.mutable, flat.shape)
+        frozen = resolve_features(list(immutable_features), self.n_features, self.feature_names,
+                                  "immutable_features")
+        mutable = freeze(self.space_.mutable, frozen, self.space_.groups)
+        mask = np.broadcast_to(mutable, flat.shape)
         if targets is None:
             # every other class at once, then the best per row
             candidates = (orig_class[:, None] + np.arange(1, k)[None, :]) % k
             rows = np.repeat(np.arange(n), k - 1)
             cf_all = self._counterfactuals(flat[rows], candidates.reshape(-1),
-                                           np.broadcast_to(self.space_.mutable, (len(rows), flat.shape[1])))
+                                           np.broadcast_to(mutable, (len(rows), flat.shape[1])))
             proba_all = self._predict(cf_all.reshape((-1,) + self.feature_shape), k)
             score = proba_all[np.arange(len(rows)), candidates.reshape(-1)].reshape(n, k - 1)
             best = score.argmax(axis=1)

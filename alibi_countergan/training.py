@@ -1,7 +1,5 @@
 """Batch and target sampling for the training loop (framework-free)."""
 
-from typing import Optional
-
 import numpy as np
 
 from alibi_countergan.backends.base import Batch
@@ -35,15 +33,15 @@ class BatchSampler:
         Rows per batch.
     rng
         Source of randomness (the explainer's seed).
-    free_mask_rate
-        Share of rows trained with the static mask only; the others also get a random subset of
-        their mutable features frozen, so that the generator learns to act when a request freezes
-        features at explain time. None disables random masks.
+    random_mask_rate
+        Share of rows that also get a random subset of their mutable features frozen (each row its
+        own share of frozen features, uniform in [0, 1]), so that the generator learns to act when a
+        request freezes features at explain time. The other rows use the static mask only.
     """
 
     def __init__(self, x: np.ndarray, x_std: np.ndarray, proba: np.ndarray, space: FeatureSpace,
                  white_box: bool, batch_size: int, rng: np.random.Generator,
-                 free_mask_rate: Optional[float] = None, real_weight_power: float = 1.0) -> None:
+                 random_mask_rate: float = 0.0, real_weight_power: float = 1.0) -> None:
         self.x, self.x_std, self.proba = x, x_std, proba
         self.predicted = proba.argmax(axis=1)
         self.n_classes = proba.shape[1]
@@ -52,7 +50,7 @@ class BatchSampler:
         self.rng = rng
         self.mutable = space.mutable.astype(np.float32)
         self.groups = space.groups
-        self.free_mask_rate = free_mask_rate
+        self.random_mask_rate = random_mask_rate
         self.eye = np.eye(self.n_classes, dtype=np.float32)
         if np.isinf(real_weight_power):
             self.real_proba = self.eye[self.predicted]
@@ -79,9 +77,9 @@ class BatchSampler:
     def masks(self, n: int) -> np.ndarray:
         """Per-row masks: the static one, and for some rows a random subset of features frozen too."""
         mask = np.broadcast_to(self.mutable, (n, self.mutable.size)).copy()
-        if self.free_mask_rate is None:
+        if self.random_mask_rate <= 0:
             return mask
-        frozen_rows = self.rng.random(n) >= self.free_mask_rate
+        frozen_rows = self.rng.random(n) < self.random_mask_rate
         keep_rate = self.rng.random((n, 1))
         keep = (self.rng.random(mask.shape) < keep_rate).astype(np.float32)
         for start, stop in self.groups:  # a one-hot group is frozen or free as a whole

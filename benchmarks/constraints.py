@@ -1,0 +1,121 @@
+"""Validity, L1 and constraint violations with and without actionability constraints (issue 4's figures).
+
+Usage::
+
+    python benchmarks/constraints.py --data-dir ../shared/data [--steps 2000]
+
+For Pima (immutable: pregnancies, pedigree function, age) and COMPAS (immutable: race, sex, age;
+categoricals one-hot; priors_count may only decrease), a small PyTorch classifier is trained and
+CounteRGAN is fitted white-box and black-box twice: with the constraints and without them. Every
+counterfactual of the test set is checked against the constraint set; the unconstrained rows show
+how often a method that ignores the constraints would break them.
+"""
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from alibi_countergan import CounteRGAN
+from alibi_countergan.constraints import violations
+from alibi_countergan.datasets import TabularData, load_compas, load_pima
+
+
+def classifier(X: np.ndarray, y: np.ndarray, hidden: Sequence[int], epochs: int, seed: int = 0) -> nn.Module:
+    """A softmax MLP on raw features (standardisation is its first layer)."""
+    mean = torch.as_tensor(X.mean(0))
+    std = torch.as_tensor(np.where(X.std(0) > 0, X.std(0), 1.0).astype(np.float32))
+
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            layers: List[nn.Module] = []
+            width = X.shape[1]
+            for h in hidden:
+                layers += [nn.Linear(width, h), nn.ReLU()]
+                width = h
+            self.net = nn.Sequential(*layers, nn.Linear(width, 2), nn.Softmax(dim=-1))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net((x - mean) / std)
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Model()
+        optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+        xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+        rng = np.random.default_rng(seed)
+        for _ in range(epochs):
+            for batch in np.array_split(rng.permutation(len(X)), max(1, len(X) // 64)):
+                optimiser.zero_grad()
+                nn.functional.nll_loss(torch.log(model(xt[batch]) + 1e-7), yt[batch]).backward()
+                optimiser.step()
+    return model.eval()
+
+
+def run(name: str, data: TabularData, constraints: Dict, hidden: Sequence[int], epochs: int, steps: int,
+        favourable: int) -> None:
+    X_train, X_test, y_train, y_test = data.split(0.2, seed=0)
+    model = classifier(X_train, y_train, hidden, epochs)
+
+    def predict_fn(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.as_tensor(x, dtype=torch.float32)).numpy()
+
+    accuracy = (predict_fn(X_test).argmax(1) == y_test).mean()
+    rows = predict_fn(X_test).argmax(1) != favourable
+    spread = np.where(X_train.std(0) > 0, X_train.std(0), 1.0)
+    print(f"\n{name}: {len(X_train)} train / {len(X_test)} test, classifier accuracy {accuracy:.3f}; explaining the "
+          f"{rows.sum()} test rows predicted '{data.target_names[1 - favourable]}' towards "
+          f"'{data.target_names[favourable]}'")
+    print(f"constraints: {constraints}")
+    print(f"{'method':<11}{'constraints':<13}{'validity':>9}{'L1':>9}{'L1 (sd)':>9}{'L0':>6}{'violations':>12}"
+          f"{'  (immutable/monotone/range/one-hot/ordinal)':<44}{'fit s':>7}")
+    reference = None
+    for constrained in (True, False):
+        for method, predictor in (("white-box", model), ("black-box", predict_fn)):
+            kwargs = dict(constraints) if constrained else {"cat_vars": data.cat_vars} if data.cat_vars else {}
+            start = time.perf_counter()
+            explainer = CounteRGAN(predictor, (1, X_train.shape[1]), method=method, feature_names=data.feature_names,
+                                   train_steps=steps, verbose=False, **kwargs).fit(X_train)
+            fit_s = time.perf_counter() - start
+            if constrained and reference is None:
+                reference = explainer.space_  # the constraint set every method is checked against
+            e = explainer.explain(X_test[rows], target_class=favourable)
+            delta = e.cf["X"] - X_test[rows]
+            assert reference is not None
+            counts = violations(X_test[rows], e.cf["X"], reference)
+            per_kind = "/".join(str(int((v > 0).sum())) for v in counts.values())
+            broken = int((sum(counts.values()) > 0).sum())
+            print(f"{method:<11}{'with' if constrained else 'without':<13}{np.mean(e.success):>9.3f}"
+                  f"{np.abs(delta).sum(1).mean():>9.2f}{(np.abs(delta) / spread).sum(1).mean():>9.2f}"
+                  f"{(np.abs(delta) > 1e-6).sum(1).mean():>6.1f}{broken:>12}{'  ' + per_kind:<44}{fit_s:>7.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=os.environ.get("COUNTERGAN_DATA_DIR", "../shared/data"))
+    parser.add_argument("--steps", type=int, default=2000)
+    args = parser.parse_args()
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+
+    pima = load_pima(Path(args.data_dir) / "pima-indians-diabetes.csv")
+    run("Pima diabetes", pima,
+        {"immutable_features": ["Pregnancies", "DiabetesPedigreeFunction", "Age"]},
+        hidden=(20, 20), epochs=60, steps=args.steps, favourable=0)
+
+    compas = load_compas(Path(args.data_dir) / "compas-scores-two-years.csv")
+    race_sex = [n for n in compas.feature_names if n.startswith(("race=", "sex="))]
+    run("COMPAS", compas,
+        {"immutable_features": ["age"] + race_sex, "cat_vars": compas.cat_vars,
+         "monotone": {"priors_count": "decreasing"}, "ordinal_features": ["priors_count"]},
+        hidden=(32, 32, 16), epochs=30, steps=args.steps, favourable=1)
+
+
+if __name__ == "__main__":
+    main()
