@@ -101,8 +101,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("COUNTERGAN_DATA_DIR", "../shared/data"))
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=min(2, torch.get_num_threads()), help="torch threads")
     args = parser.parse_args()
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)
 
     pima = load_pima(Path(args.data_dir) / "pima-indians-diabetes.csv")
     run("Pima diabetes", pima,
