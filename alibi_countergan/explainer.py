@@ -267,15 +267,17 @@ class CounteRGAN(Explainer, FitMixin):
             return None if obj is None else getattr(obj, "__name__", type(obj).__name__)
 
         def jsonable(value: Any) -> Any:
-            if isinstance(value, np.ndarray):
-                return value.tolist()
-            if isinstance(value, (np.integer, np.floating)):
-                return value.item()
-            if isinstance(value, (list, tuple)):
-                return [jsonable(v) for v in value]
-            if isinstance(value, dict):
+            if value is None or isinstance(value, (bool, int, str)):
+                return value
+            if isinstance(value, (float, np.floating)):
+                return float(value) if np.isfinite(value) else str(float(value))  # 'inf': strict JSON
+            if isinstance(value, np.integer):
+                return int(value)
+            if isinstance(value, Mapping):
                 return {str(k): jsonable(v) for k, v in value.items()}
-            return value
+            if isinstance(value, (np.ndarray, list, tuple, range, set, frozenset)):
+                return [jsonable(v) for v in (sorted(value) if isinstance(value, (set, frozenset)) else value)]
+            return repr(value)
 
         return {
             "shape": list(self.feature_shape), "backend": self.backend, "method": self.method,
@@ -289,7 +291,9 @@ class CounteRGAN(Explainer, FitMixin):
             "generator_steps": self.generator_steps, "learning_rate": self.learning_rate,
             "discriminator_learning_rate": self.discriminator_learning_rate,
             "classifier_weight": self.classifier_weight, "l1_weight": self.l1_weight,
-            "l2_weight": self.l2_weight, "residual": self.residual, "generator": name_of(self.generator),
+            "l2_weight": self.l2_weight, "min_change": self.min_change,
+            "real_weight_power": jsonable(self.real_weight_power), "residual": self.residual,
+            "generator": name_of(self.generator),
             "discriminator": name_of(self.discriminator), "data_format": self.data_format, "seed": self.seed,
             "callbacks": [name_of(cb) for cb in self.callbacks], "verbose": self.verbose,
             "countergan_version": __version__,

@@ -1,5 +1,7 @@
 """Actionability constraints are never violated: property-based checks of the projection, and end to end."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -156,7 +158,9 @@ def test_ordinal_categorical_codes_stay_on_their_grid(pima, pima_model):
     X_test[:, 0] = np.minimum(X_test[:, 0], 9)
     explainer = CounteRGAN(pima_model, (1, 8), cat_vars={0: 10}, ohe=False, ordinal_features={"Age": range(21, 82)},
                            feature_names=data.feature_names, train_steps=300, verbose=False).fit(X_train)
-    cf = explainer.explain(X_test).cf["X"]
+    e = explainer.explain(X_test)
+    cf = e.cf["X"]
+    assert json.loads(e.to_json())["meta"]["params"]["ordinal_features"] == {"Age": list(range(21, 82))}
     assert np.all(np.isin(cf[:, 0], np.arange(10)))
     assert np.all(np.isin(cf[:, 7], np.arange(21, 82)))
     with pytest.raises(ValueError, match="codes 0..9"):

@@ -137,7 +137,7 @@ def test_to_json_and_meta(pima, pima_whitebox):
         assert meta["explanations"] == ["local"]
         assert meta["params"]["countergan_version"]
         assert meta["params"]["n_classes"] == 2
-    json.dumps(pima_whitebox.meta)  # the explainer's own metadata is JSON as it is
+    json.dumps(pima_whitebox.meta, allow_nan=False)  # the explainer's own metadata is strict JSON as it is
 
 
 def test_same_seed_gives_the_same_generator_and_another_seed_does_not(pima, pima_model):
