@@ -466,3 +466,11 @@ def test_a_classifier_answering_labels_is_reported_with_the_setting_to_fix(serve
     assert "set parameters.extra.infer_output" in response.json()["error"]
     _check(_served(_post(servers, "compas-explainer", _body(X[:2], target_class=1))),
            in_process["compas-explainer"].explain(X[:2], target_class=1))
+
+
+def test_the_documented_python_client_prints_the_recourse(servers, deployment):
+    run = subprocess.run([sys.executable, str(deployment / "request.py"), "--url", servers["explainer"], "--people",
+                          "2", "--model", "compas-explainer-whitebox"], env=_env(), capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("P(did not reoffend)") == 2, run.stdout
