@@ -1,4 +1,4 @@
-"""Ask the explainer's server for recourse for a few COMPAS test people, and print what it proposes.
+"""Ask the explainer's server for recourse for COMPAS test people expected to reoffend; print what it proposes.
 
 Start both servers first (see docs/serving.md), then run from the repository root::
 
@@ -45,12 +45,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     data = load_compas()
     _, X_test, _, _ = data.split(0.2, seed=0)
-    X = X_test[: args.people]
-    explanation = explain(args.url, args.model, X, target_class=1)
+    X = X_test[:100]
+    explanation = explain(args.url, args.model, X, target_class=1)  # one request for the whole batch
     result = explanation["data"]
     favourable = data.target_names[1]
-    for i, x in enumerate(X):
-        before, after = data.describe(x), data.describe(np.asarray(result["cf"]["X"][i]))
+    # show the first people the classifier expects to reoffend (class 0)
+    people = [i for i, c in enumerate(result["orig_class"]) if c == 0][: args.people]
+    for i in people:
+        before, after = data.describe(X[i]), data.describe(np.asarray(result["cf"]["X"][i]))
         changes = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
         print(f"person {i}: P({favourable}) {result['orig_proba'][i][1]:.2f} -> {result['cf']['proba'][i][1]:.2f}, "
               f"reached: {result['success'][i]}")
