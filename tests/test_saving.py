@@ -83,6 +83,7 @@ def test_load_in_process_returns_the_same_counterfactuals_meta_and_history(saved
         loaded = CounteRGAN.load(saved["root"] / kind, predictor)
         assert isinstance(loaded, CounteRGAN)
         assert loaded.meta == original.meta
+        assert loaded.params == original.meta["params"] and loaded.version == original.meta["version"]
         assert loaded.history_ == original.history_
         assert loaded.white_box == original.white_box and loaded.method == original.method
         assert loaded.monotone == {1: "increasing", "days_b_screening_arrest": -1}

@@ -328,15 +328,15 @@ class TorchBackend:
 
         Each file loads into the network with ``net.load_state_dict(torch.load(file, weights_only=True))``.
         """
+        stray = [k for k in weights if k.split("/", 1)[0] not in _NETWORKS]
+        if stray:
+            raise ValueError(f"Weights outside the generator and the discriminator cannot be saved: {stray[:5]}.")
         files = []
         for prefix in _NETWORKS:
             state = {k[len(prefix) + 1:]: torch.tensor(np.asarray(v)) for k, v in weights.items()
                      if k.startswith(prefix + "/")}
             torch.save(state, Path(directory) / f"{prefix}.pt")
             files.append(f"{prefix}.pt")
-        stray = [k for k in weights if k.split("/", 1)[0] not in _NETWORKS]
-        if stray:
-            raise ValueError(f"Weights outside the generator and the discriminator cannot be saved: {stray[:5]}.")
         return files
 
     def read_weights(self, directory: Path, files: Sequence[str]) -> Dict[str, np.ndarray]:
