@@ -1,7 +1,8 @@
 """PyTorch backend: default networks, one discriminator step, one generator step, forward pass, weights."""
 
 import contextlib
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -317,6 +318,42 @@ class TorchBackend:
             state = {k[len(prefix) + 1:]: torch.from_numpy(np.asarray(v)) for k, v in weights.items()
                      if k.startswith(prefix + "/")}
             net.load_state_dict(state)
+
+    # weight files (the hook of alibi_countergan.saving.WeightFiles): one state_dict file per network
+
+    weight_format = "torch.state_dict"
+
+    def write_weights(self, weights: Mapping[str, np.ndarray], directory: Path) -> List[str]:
+        """Write ``generator.pt`` and ``discriminator.pt``: each a ``state_dict`` of plain tensors (``torch.save``).
+
+        Each file loads into the network with ``net.load_state_dict(torch.load(file, weights_only=True))``.
+        """
+        stray = [k for k in weights if k.split("/", 1)[0] not in _NETWORKS]
+        if stray:
+            raise ValueError(f"Weights outside the generator and the discriminator cannot be saved: {stray[:5]}.")
+        files = []
+        for prefix in _NETWORKS:
+            state = {k[len(prefix) + 1:]: torch.tensor(np.asarray(v)) for k, v in weights.items()
+                     if k.startswith(prefix + "/")}
+            torch.save(state, Path(directory) / f"{prefix}.pt")
+            files.append(f"{prefix}.pt")
+        return files
+
+    def read_weights(self, directory: Path, files: Sequence[str]) -> Dict[str, np.ndarray]:
+        """Inverse of :meth:`write_weights`; reads with ``weights_only=True`` (no code runs while reading)."""
+        out: Dict[str, np.ndarray] = {}
+        for prefix in _NETWORKS:
+            file = Path(directory) / f"{prefix}.pt"
+            if f"{prefix}.pt" not in files:
+                raise ValueError(f"The saved weights list no {prefix}.pt.")
+            state = torch.load(file, map_location="cpu", weights_only=True)
+            if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+                raise ValueError(f"{file} does not hold a state_dict of tensors.")
+            out.update({f"{prefix}/{k}": v.numpy() for k, v in state.items()})
+        return out
+
+
+_NETWORKS = ("generator", "discriminator")
 
 
 def create_backend() -> TorchBackend:

@@ -1,0 +1,438 @@
+"""Saving a fitted CounteRGAN and loading it again, through alibi's own saving API.
+
+``explainer.save(path)``, ``CounteRGAN.load(path, predictor)`` and
+``alibi.saving.load_explainer(path, predictor)`` all work. A saved explainer is a directory:
+
+``meta.dill``
+    alibi's metadata file (a dill pickle of ``explainer.meta``), which alibi reads first to pick
+    the loader. It is written so that unpickling it imports :mod:`alibi_countergan`, which
+    registers this module's loader with :mod:`alibi.saving`; that is what lets
+    ``alibi.saving.load_explainer`` work in a process that only imported alibi.
+``countergan.json``
+    Everything else that defines the explainer, as JSON: the format version, the constructor's
+    parameters, the feature statistics and constraints (:meth:`FeatureSpace.to_config`), the
+    number of classes, the metadata and the training history.
+``generator.pt``, ``discriminator.pt`` (PyTorch backend)
+    The networks' weights as torch ``state_dict`` files of plain tensors, read back with
+    ``torch.load(..., weights_only=True)``. A backend without a weight-file hook (see
+    :class:`WeightFiles`) stores ``weights.npz`` instead (numpy's format, read without pickle).
+
+Trust boundary: ``meta.dill`` is a pickle, and unpickling runs code chosen by whoever wrote the
+file. Load artefacts with ``alibi.saving.load_explainer`` (or ``CounteRGAN.load``) only from
+sources you trust. :func:`load` in this module never reads ``meta.dill``: it reads only JSON and
+weight files with loaders that cannot run code, so it is the safer choice for artefacts of
+uncertain origin (the MLServer runtimes use it).
+"""
+
+import copy
+import inspect
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Protocol, Sequence, Union, runtime_checkable
+
+import numpy as np
+
+from alibi_countergan.backends import framework_of
+from alibi_countergan.constraints import FeatureSpace
+from alibi_countergan.version import __version__
+
+if TYPE_CHECKING:
+    from alibi_countergan.explainer import CounteRGAN
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+FORMAT = "alibi-countergan"
+"""Value of ``countergan.json``'s ``format`` field."""
+
+FORMAT_VERSION = 1
+"""Version of the on-disk layout written by this release. Bumped on every incompatible change."""
+
+READABLE_FORMAT_VERSIONS = (1,)
+"""Layout versions this release can load."""
+
+CONFIG_FILE = "countergan.json"
+NUMPY_WEIGHTS_FILE = "weights.npz"
+NUMPY_WEIGHT_FORMAT = "numpy.npz"
+
+_NOT_SAVED = ("self", "predictor", "generator", "discriminator", "callbacks")
+"""Constructor parameters that are objects, not configuration: given again (or dropped) at load time."""
+
+
+class IncompatibleSaveError(ValueError):
+    """A saved explainer that this version of alibi-countergan cannot load (or not a CounteRGAN save)."""
+
+
+@runtime_checkable
+class WeightFiles(Protocol):
+    """Optional hook of a backend: its framework's own weight file format.
+
+    A backend that has these attributes stores its weights in its framework's format; any other
+    backend is saved through ``get_weights()`` into ``weights.npz``. The saving code always
+    moves weights as ``get_weights()`` / ``set_weights()`` dicts of numpy arrays keyed
+    ``'generator/...'`` and ``'discriminator/...'``; the hook only turns such a dict into files
+    and back.
+    """
+
+    weight_format: str
+    """Name recorded in ``countergan.json`` (e.g. ``'torch.state_dict'``); loading checks it."""
+
+    def write_weights(self, weights: Mapping[str, np.ndarray], directory: Path) -> List[str]:
+        """Write ``weights`` (as from ``get_weights``) into ``directory``; return the file names written."""
+
+    def read_weights(self, directory: Path, files: Sequence[str]) -> Dict[str, np.ndarray]:
+        """Read the files written by :meth:`write_weights` back into a ``set_weights`` dict."""
+
+
+# ---------------------------------------------------------------------------------------------
+# lossless JSON for constructor parameters (tuples, numpy arrays, non-string keys, infinities)
+# ---------------------------------------------------------------------------------------------
+
+_TAGS = ("__tuple__", "__ndarray__", "__dict__", "__float__")
+
+
+def to_json_value(value: Any, where: str = "value") -> Any:
+    """A JSON-compatible form of ``value`` that :func:`from_json_value` turns back into an equal value.
+
+    Raises
+    ------
+    TypeError
+        For values other than None, bools, numbers, strings, lists, tuples, dicts and numpy arrays.
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        return number if math.isfinite(number) else {"__float__": repr(number)}
+    if isinstance(value, np.ndarray):
+        if value.dtype == object or value.dtype.kind not in "biuf":
+            raise TypeError(f"{where}: cannot store a numpy array of dtype {value.dtype}.")
+        return {"__ndarray__": to_json_value(value.tolist(), where), "dtype": value.dtype.str}
+    if isinstance(value, tuple):
+        return {"__tuple__": [to_json_value(v, where) for v in value]}
+    if isinstance(value, list):
+        return [to_json_value(v, where) for v in value]
+    if isinstance(value, dict):
+        if all(isinstance(k, str) for k in value) and not any(k in _TAGS for k in value):
+            return {k: to_json_value(v, f"{where}[{k!r}]") for k, v in value.items()}
+        return {"__dict__": [[to_json_value(k, where), to_json_value(v, f"{where}[{k!r}]")] for k, v in value.items()]}
+    raise TypeError(f"{where}: cannot store a value of type {type(value).__name__} ({value!r}) as JSON.")
+
+
+def from_json_value(value: Any) -> Any:
+    """Inverse of :func:`to_json_value`."""
+    if isinstance(value, list):
+        return [from_json_value(v) for v in value]
+    if isinstance(value, dict):
+        if "__tuple__" in value:
+            return tuple(from_json_value(v) for v in value["__tuple__"])
+        if "__ndarray__" in value:
+            return np.asarray(from_json_value(value["__ndarray__"]), dtype=np.dtype(value["dtype"]))
+        if "__dict__" in value:
+            return {_hashable(from_json_value(k)): from_json_value(v) for k, v in value["__dict__"]}
+        if "__float__" in value:
+            return float(value["__float__"])
+        return {k: from_json_value(v) for k, v in value.items()}
+    return value
+
+
+def _hashable(key: Any) -> Any:
+    return tuple(_hashable(k) for k in key) if isinstance(key, (list, tuple)) else key
+
+
+# ---------------------------------------------------------------------------------------------
+# save
+# ---------------------------------------------------------------------------------------------
+
+
+def constructor_params(explainer: "CounteRGAN") -> Dict[str, Any]:
+    """The constructor's configuration parameters of ``explainer`` (everything but objects).
+
+    Each parameter of ``CounteRGAN.__init__`` is read from the explainer's attribute of the same
+    name, so a parameter added to the constructor is saved without changes here.
+
+    Raises
+    ------
+    TypeError
+        When a parameter has no attribute of its name, or holds a value JSON cannot represent.
+    """
+    params = {}
+    for name in inspect.signature(type(explainer).__init__).parameters:
+        if name in _NOT_SAVED:
+            continue
+        if not hasattr(explainer, name):
+            raise TypeError(f"Cannot save the CounteRGAN parameter {name!r}: the explainer keeps no attribute of that "
+                            f"name.")
+        params[name] = getattr(explainer, name)
+    return params
+
+
+def _weight_store(backend: Any) -> Optional[WeightFiles]:
+    return backend if isinstance(backend, WeightFiles) else None
+
+
+def save(explainer: "CounteRGAN", path: PathLike) -> None:
+    """Write a fitted explainer's configuration and weights into directory ``path``.
+
+    This is the explainer-specific part of ``alibi.saving.save_explainer`` (which writes
+    ``meta.dill`` and then calls it); use ``explainer.save(path)``.
+
+    Parameters
+    ----------
+    explainer
+        A fitted :class:`~alibi_countergan.explainer.CounteRGAN`.
+    path
+        The directory (created if missing; files of an earlier save are replaced).
+
+    Raises
+    ------
+    RuntimeError
+        When the explainer is not fitted.
+    TypeError
+        When a parameter cannot be stored (see :func:`constructor_params`).
+    """
+    directory = Path(path)
+    if not hasattr(explainer, "backend_"):
+        (directory / "meta.dill").unlink(missing_ok=True)  # alibi wrote it before calling us
+        raise RuntimeError("Only a fitted CounteRGAN can be saved: call fit(X) first.")
+    directory.mkdir(parents=True, exist_ok=True)
+    generator_name = explainer.meta["params"].get("generator")
+    discriminator_name = explainer.meta["params"].get("discriminator")
+    weights = explainer.backend_.get_weights()
+    store = _weight_store(explainer.backend_)
+    if store is not None:
+        files = store.write_weights(weights, directory)
+        weight_format = store.weight_format
+    else:
+        np.savez(directory / NUMPY_WEIGHTS_FILE, **weights)
+        files, weight_format = [NUMPY_WEIGHTS_FILE], NUMPY_WEIGHT_FORMAT
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "class": type(explainer).__name__,
+        "backend": explainer.backend_.name,
+        "params": to_json_value(constructor_params(explainer), "params"),
+        "white_box": explainer.white_box,
+        "custom_networks": {"generator": generator_name, "discriminator": discriminator_name},
+        "n_classes": explainer.n_classes_,
+        "space": to_json_value(explainer.space_.to_config(), "space"),
+        "weights": {"format": weight_format, "files": files},
+        "meta": to_json_value(explainer.meta, "meta"),
+        "history": to_json_value(getattr(explainer, "history_", []), "history"),
+    }
+    text = json.dumps(config, allow_nan=False)
+    (directory / CONFIG_FILE).write_text(text, encoding="utf-8")
+    _write_meta(explainer.meta, directory)
+
+
+class _Meta:
+    """``explainer.meta`` in ``meta.dill``: unpickles to the plain dict, importing alibi_countergan on the way."""
+
+    def __init__(self, meta: Dict[str, Any]) -> None:
+        self.meta = meta
+
+    def __reduce__(self) -> Any:
+        return (_meta_from_file, (self.meta,))
+
+
+def _meta_from_file(meta: Dict[str, Any]) -> Dict[str, Any]:
+    """Called by unpickling ``meta.dill``; importing this module registered the loader with alibi."""
+    return meta
+
+
+def _write_meta(meta: Dict[str, Any], directory: Path) -> None:
+    import dill
+
+    with open(directory / "meta.dill", "wb") as f:
+        dill.dump(_Meta(copy.deepcopy(meta)), f)
+
+
+# ---------------------------------------------------------------------------------------------
+# load
+# ---------------------------------------------------------------------------------------------
+
+
+def read_config(path: PathLike) -> Dict[str, Any]:
+    """Read and check ``countergan.json`` of a saved explainer.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` is not a directory holding ``countergan.json``.
+    IncompatibleSaveError
+        When the file is not a CounteRGAN save, or was written in a layout this version cannot read.
+    """
+    directory = Path(path)
+    file = directory / CONFIG_FILE
+    if not file.is_file():
+        what = "no directory" if not directory.is_dir() else f"no {CONFIG_FILE} in the directory"
+        raise FileNotFoundError(f"Cannot load a CounteRGAN from {directory}: {what}. Pass the directory written by "
+                                f"explainer.save(path).")
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise IncompatibleSaveError(f"{file} is not valid JSON ({err}): the save is damaged.") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise IncompatibleSaveError(f"{file} is not a CounteRGAN save (its format field is "
+                                    f"{config.get('format') if isinstance(config, dict) else None!r}).")
+    version = config.get("format_version")
+    saved_by = config.get("package_version", "an unknown version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise IncompatibleSaveError(f"{file} has no valid format_version: the save is damaged.")
+    if version not in READABLE_FORMAT_VERSIONS:
+        if version > max(READABLE_FORMAT_VERSIONS):
+            advice = "Upgrade alibi-countergan to load it."
+        else:
+            advice = "Fit the explainer again and save it with this version."
+        raise IncompatibleSaveError(
+            f"This CounteRGAN was saved by alibi-countergan {saved_by} in save format {version}; alibi-countergan "
+            f"{__version__} reads save format {', '.join(map(str, READABLE_FORMAT_VERSIONS))} only. {advice}")
+    required = ("params", "white_box", "n_classes", "space", "weights", "meta", "backend")
+    missing = [k for k in required if k not in config]
+    if missing:
+        raise IncompatibleSaveError(f"{file} lacks the entries {missing}: the save is damaged.")
+    return config
+
+
+def load(path: PathLike, predictor: Any, *, generator: Any = None, discriminator: Any = None) -> "CounteRGAN":
+    """Load an explainer saved by ``explainer.save(path)``, without reading ``meta.dill``.
+
+    ``alibi.saving.load_explainer(path, predictor)`` and ``CounteRGAN.load(path, predictor)`` end
+    here too. This function reads only JSON and weight files (no pickle).
+
+    Parameters
+    ----------
+    path
+        The directory written by ``explainer.save``.
+    predictor
+        The classifier, as for the constructor. An explainer trained white-box needs a model of its
+        backend's framework (gradients); one trained black-box takes any callable returning
+        class probabilities (for example a function calling a model server).
+    generator, discriminator
+        Only for an explainer trained with custom networks: new (untrained) instances of the same
+        architectures, which receive the saved weights.
+
+    Returns
+    -------
+    explainer
+        The fitted explainer; it returns the same counterfactuals as the saved one and has the
+        same ``meta``. Callbacks are not saved: the loaded explainer has none.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the directory or a file of the save is missing.
+    IncompatibleSaveError
+        For a save of another format version, or one that is damaged.
+    ValueError
+        When the predictor or the networks do not fit the saved explainer.
+    """
+    from alibi_countergan.explainer import CounteRGAN
+
+    directory = Path(path)
+    config = read_config(directory)
+    params = from_json_value(config["params"])
+    white_box = bool(config["white_box"])
+    backend_name = config["backend"]
+    for what, given in (("generator", generator), ("discriminator", discriminator)):
+        custom = config.get("custom_networks", {}).get(what)
+        if custom is not None and given is None:
+            raise ValueError(f"This CounteRGAN was trained with a custom {what} ({custom}): load it with "
+                             f"alibi_countergan.saving.load(path, predictor, {what}=...) and a new instance of that "
+                             f"network.")
+        if custom is None and given is not None:
+            raise ValueError(f"This CounteRGAN was trained with the default {what}; do not pass one.")
+    if not callable(predictor):
+        raise ValueError(f"predictor must be callable (a model or a function), got {type(predictor).__name__}.")
+    if white_box and framework_of(predictor) != backend_name:
+        expected = "a torch.nn.Module" if backend_name == "pytorch" else "a tf.keras.Model"
+        raise ValueError(f"This CounteRGAN was trained white-box with the {backend_name} backend: load it with the "
+                         f"classifier as {expected} returning class probabilities, got "
+                         f"{framework_or_type(predictor)}.")
+    saved_method = params.pop("method")
+    explainer = CounteRGAN(predictor, **params, method="white-box" if white_box else "black-box",
+                           generator=generator, discriminator=discriminator)
+    explainer.method = saved_method
+    space = FeatureSpace.from_config(from_json_value(config["space"]))
+    n_classes = int(config["n_classes"])
+    explainer._install(space, n_classes)
+    _read_weights(explainer, directory, config["weights"])
+    explainer.history_ = from_json_value(config.get("history", []))
+    explainer.meta = from_json_value(config["meta"])
+    for key, value in explainer.meta.items():  # alibi's Base exposes the metadata keys as attributes
+        setattr(explainer, key, value)
+    return explainer
+
+
+def framework_or_type(predictor: Any) -> str:
+    """A short description of a predictor for error messages."""
+    framework = framework_of(predictor)
+    return f"a {framework} model" if framework is not None else f"a {type(predictor).__name__}"
+
+
+def _read_weights(explainer: "CounteRGAN", directory: Path, spec: Mapping[str, Any]) -> None:
+    weight_format, files = spec.get("format"), list(spec.get("files", []))
+    for file in files:
+        if not isinstance(file, str) or Path(file).name != file:
+            raise IncompatibleSaveError(f"The save lists the weight file {file!r}, which is not a plain file name.")
+        if not (directory / file).is_file():
+            raise FileNotFoundError(f"The saved CounteRGAN in {directory} lacks its weight file {file}.")
+    backend = explainer.backend_
+    store = _weight_store(backend)
+    if weight_format == NUMPY_WEIGHT_FORMAT:
+        with np.load(directory / files[0], allow_pickle=False) as archive:
+            weights = {k: archive[k] for k in archive.files}
+    elif store is not None and store.weight_format == weight_format:
+        weights = store.read_weights(directory, files)
+    else:
+        raise IncompatibleSaveError(f"The weights are stored as {weight_format!r}, which the installed "
+                                    f"{backend.name} backend cannot read.")
+    expected = backend.get_weights()
+    missing, unexpected = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise ValueError(f"The saved weights do not fit the networks: missing {missing[:5]}, unexpected "
+                         f"{unexpected[:5]}. Pass networks of the architectures the explainer was trained with.")
+    for key, value in weights.items():
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise ValueError(f"The saved weight {key} has shape {tuple(value.shape)}; the network's has "
+                             f"{tuple(expected[key].shape)}.")
+    backend.set_weights(weights)
+
+
+# ---------------------------------------------------------------------------------------------
+# alibi.saving dispatch
+# ---------------------------------------------------------------------------------------------
+
+
+def _save_countergan(explainer: "CounteRGAN", path: PathLike) -> None:
+    save(explainer, path)
+
+
+def _load_countergan(path: PathLike, predictor: Any, meta: Dict[str, Any]) -> "CounteRGAN":
+    explainer = load(path, predictor)
+    if meta.get("name") != explainer.meta.get("name"):
+        raise IncompatibleSaveError(f"meta.dill in {path} names {meta.get('name')!r}, countergan.json "
+                                    f"{explainer.meta.get('name')!r}: the save is damaged.")
+    return explainer
+
+
+def register_with_alibi() -> None:
+    """Make ``alibi.saving.save_explainer`` / ``load_explainer`` use this module for CounteRGAN.
+
+    alibi finds an explainer's saving functions as ``_save_<name>`` / ``_load_<name>`` attributes
+    of :mod:`alibi.saving`; this adds the two for ``CounteRGAN`` (it replaces nothing of alibi's).
+    Importing :mod:`alibi_countergan` calls it.
+    """
+    import alibi.saving
+
+    setattr(alibi.saving, "_save_CounteRGAN", _save_countergan)  # noqa: B010 (alibi looks the names up by string)
+    setattr(alibi.saving, "_load_CounteRGAN", _load_countergan)  # noqa: B010
