@@ -500,15 +500,13 @@ class CounteRGAN(Explainer, FitMixin):
         targets = resolve_targets(target_spec, n, k)
         flat = x_batch.reshape(n, -1)
         check_onehot(flat, self.space_.groups, "X")
-        orig_proba = self._predict(x_batch, k)
-        orig_class = orig_proba.argmax(axis=1)
         frozen = resolve_features(list(immutable_features), self.n_features, self.feature_names,
                                   "immutable_features")
         mutable = freeze(self.space_.mutable, frozen, self.space_.groups)
-        mask = np.broadcast_to(mutable, flat.shape)
         if targets is None:
-            # every other class at once, then the best per row
-            candidates = (orig_class[:, None] + np.arange(1, k)[None, :]) % k
+            # every other class at once, then the one the predictor rates highest, per row
+            orig_proba = self._predict(x_batch, k)
+            candidates = (orig_proba.argmax(axis=1)[:, None] + np.arange(1, k)[None, :]) % k
             rows = np.repeat(np.arange(n), k - 1)
             cf_all = self._counterfactuals(flat[rows], candidates.reshape(-1),
                                            np.broadcast_to(mutable, (len(rows), flat.shape[1])))
@@ -519,8 +517,10 @@ class CounteRGAN(Explainer, FitMixin):
             targets = candidates[np.arange(n), best]
             cf_flat, cf_proba = cf_all[pick], proba_all[pick]
         else:
-            cf_flat = self._counterfactuals(flat, targets, mask)
-            cf_proba = self._predict(cf_flat.reshape((-1,) + self.feature_shape), k)
+            # one predictor call for the originals and the counterfactuals together
+            cf_flat = self._counterfactuals(flat, targets, np.broadcast_to(mutable, flat.shape))
+            both = self._predict(np.concatenate([flat, cf_flat]).reshape((-1,) + self.feature_shape), k)
+            orig_proba, cf_proba = both[:n], both[n:]
         return self._explanation(x_batch, cf_flat, cf_proba, orig_proba, targets)
 
     def _explanation(self, x: np.ndarray, cf_flat: np.ndarray, cf_proba: np.ndarray, orig_proba: np.ndarray,

@@ -1,6 +1,7 @@
 """PyTorch backend: default networks, one discriminator step, one generator step, forward pass, weights."""
 
 import contextlib
+import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
 
@@ -202,16 +203,40 @@ def default_networks(spec: NetworkSpec) -> "tuple[nn.Module, nn.Module]":
     return (ConvGenerator(spec.image, spec.n_classes), ConvDiscriminator(spec.image, spec.discriminator_outputs))
 
 
+_MODE_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def evaluation_mode(model: nn.Module) -> Iterator[None]:
-    """Run ``model`` in eval mode and give every submodule its own training flag back afterwards."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
+    """Run ``model`` in eval mode and give every submodule its own training flag back afterwards.
+
+    A model already in eval mode (the usual case for a deployed classifier) is not touched at all,
+    so concurrent calls from several threads never race on its flags; a model with training
+    submodules is switched and restored under a lock.
+    """
+    if not any(m.training for m in model.modules()):
+        yield
+        return
+    with _MODE_LOCK:
+        flags = [(m, m.training) for m in model.modules()]
+        model.eval()
+        try:
+            yield
+        finally:
+            for m, flag in flags:
+                m.training = flag
+
+
+@contextlib.contextmanager
+def training_mode(*models: nn.Module) -> Iterator[None]:
+    """Our own networks train in train mode and rest in eval mode, so ``generate`` never switches them."""
+    for model in models:
+        model.train()
     try:
         yield
     finally:
-        for m, flag in flags:
-            m.training = flag
+        for model in models:
+            model.eval()
 
 
 def _device_of(model: Any) -> torch.device:
@@ -247,6 +272,8 @@ class TorchBackend:
             default_g, default_d = default_networks(network)
         self.generator = (generator if generator is not None else default_g).to(self.device)
         self.discriminator = (discriminator if discriminator is not None else default_d).to(self.device)
+        self.generator.eval()
+        self.discriminator.eval()
         betas = (training.beta_1, 0.999)
         self.g_params = [p for p in self.generator.parameters() if p.requires_grad]
         self.d_params = [p for p in self.discriminator.parameters() if p.requires_grad]
@@ -275,8 +302,9 @@ class TorchBackend:
     def discriminator_step(self, batch: Batch) -> Dict[str, float]:
         assert self.generator is not None and self.discriminator is not None
         t = self._tensors(batch)
-        loss, parts = discriminator_objective(self.ops, self.generator, self.discriminator, t, self.space,
-                                              residual=self.training.residual)
+        with training_mode(self.generator, self.discriminator):
+            loss, parts = discriminator_objective(self.ops, self.generator, self.discriminator, t, self.space,
+                                                  residual=self.training.residual)
         self._apply(loss, self.d_params, self.d_optimizer)
         return {k: float(v.detach()) for k, v in parts.items()}
 
@@ -285,7 +313,7 @@ class TorchBackend:
         t = self._tensors(batch)
         context = evaluation_mode(self.predictor) if self._classifier is not None and self.predictor is not None \
             else contextlib.nullcontext()
-        with context:
+        with context, training_mode(self.generator, self.discriminator):
             loss, parts = generator_objective(self.ops, self.generator, self.discriminator, self._classifier, t,
                                               self.space, self.training.weights, residual=self.training.residual)
         self._apply(loss, self.g_params, self.g_optimizer)
@@ -293,7 +321,7 @@ class TorchBackend:
 
     def generate(self, x_std: np.ndarray, target_onehot: np.ndarray, mask: np.ndarray) -> np.ndarray:
         assert self.generator is not None
-        with torch.inference_mode(), evaluation_mode(self.generator):
+        with torch.inference_mode():
             u = self.generator(torch.from_numpy(x_std).to(self.device),
                                torch.from_numpy(target_onehot).to(self.device),
                                torch.from_numpy(mask).to(self.device))
