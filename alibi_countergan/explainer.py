@@ -28,7 +28,7 @@ from alibi_countergan.constraints import (
 from alibi_countergan.layout import ImageLayout, detect_layout
 from alibi_countergan.ops import NUMPY_OPS
 from alibi_countergan.targets import OTHER, TargetClass, check_target_spec, resolve_targets
-from alibi_countergan.training import BatchSampler
+from alibi_countergan.training import BatchSampler, TailAverage
 from alibi_countergan.validation import as_instances, check_int, check_number, check_probabilities, normalise_shape
 from alibi_countergan.value import LossWeights
 from alibi_countergan.version import __version__
@@ -74,7 +74,7 @@ class CounteRGAN(Explainer, FitMixin):
         ohe: bool = True,
         ordinal_features: Union[Sequence[FeatureKey], Mapping[FeatureKey, Sequence[float]], None] = None,
         random_mask_rate: Optional[float] = None,
-        train_steps: int = 2000,
+        train_steps: int = 1000,
         batch_size: int = 256,
         discriminator_steps: int = 1,
         generator_steps: int = 2,
@@ -85,6 +85,7 @@ class CounteRGAN(Explainer, FitMixin):
         l2_weight: float = 0.0,
         min_change: float = 0.1,
         real_weight_power: float = 4.0,
+        weight_averaging: float = 0.25,
         residual: bool = True,
         generator: Any = None,
         discriminator: Any = None,
@@ -154,6 +155,17 @@ class CounteRGAN(Explainer, FitMixin):
         l1_weight, l2_weight
             Weights of the mean absolute and mean squared residual, in units of each feature's
             spread in the fit data (sparsity and proximity of the changes).
+        min_change
+            Smallest change kept, in units of each feature's spread: smaller changes are dropped, so
+            counterfactuals change few features exactly (0 keeps every change).
+        real_weight_power
+            Black-box only: the discriminator's real data are weighted by ``C_t(x) ** real_weight_power``.
+            1 is the paper's equation 5; larger values concentrate the target density on instances the
+            classifier is sure about, which raises validity (``inf``: only instances predicted as ``t``).
+        weight_averaging
+            Share of the final training iterations over which the generator's weights are averaged
+            (Polyak averaging, which steadies the GAN's oscillations); 0 keeps the last weights. Not
+            applied when a callback stops training early.
         residual
             True for CounteRGAN. False trains the paper's plain "GAN" baseline, whose generator
             outputs the whole counterfactual (an ablation, not for production use).
@@ -223,6 +235,9 @@ class CounteRGAN(Explainer, FitMixin):
         self.min_change = check_number("min_change", min_change)
         self.real_weight_power = check_number("real_weight_power", real_weight_power, positive=True,
                                               allow_inf=True)
+        self.weight_averaging = check_number("weight_averaging", weight_averaging)
+        if self.weight_averaging > 1:
+            raise ValueError(f"weight_averaging must be between 0 and 1, got {weight_averaging!r}.")
         self.residual = bool(residual)
         self.generator, self.discriminator = generator, discriminator
         self.data_format = data_format
@@ -292,7 +307,8 @@ class CounteRGAN(Explainer, FitMixin):
             "discriminator_learning_rate": self.discriminator_learning_rate,
             "classifier_weight": self.classifier_weight, "l1_weight": self.l1_weight,
             "l2_weight": self.l2_weight, "min_change": self.min_change,
-            "real_weight_power": jsonable(self.real_weight_power), "residual": self.residual,
+            "real_weight_power": jsonable(self.real_weight_power), "weight_averaging": self.weight_averaging,
+            "residual": self.residual,
             "generator": name_of(self.generator),
             "discriminator": name_of(self.discriminator), "data_format": self.data_format, "seed": self.seed,
             "callbacks": [name_of(cb) for cb in self.callbacks], "verbose": self.verbose,
@@ -420,6 +436,7 @@ class CounteRGAN(Explainer, FitMixin):
         backend = self.backend_
         bar = tqdm(range(self.train_steps), desc="CounteRGAN fit", disable=not self.verbose, leave=False)
         losses: Dict[str, float] = {}
+        average = TailAverage(self.train_steps, self.weight_averaging)
         try:
             for step in bar:
                 for _ in range(self.discriminator_steps):
@@ -437,8 +454,11 @@ class CounteRGAN(Explainer, FitMixin):
                                                                                        "g_cls", "g_l1")})
                 for callback in self.callbacks:
                     callback(step, dict(losses), self)
+                average.update(step, backend)
         except StopTraining:
-            logger.info("Training stopped by a callback.")
+            logger.info("Training stopped by a callback at iteration %d; the generator is kept as it is.", step)
+        else:
+            average.apply(backend)
         finally:
             bar.close()
 

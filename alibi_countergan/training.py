@@ -1,8 +1,10 @@
 """Batch and target sampling for the training loop (framework-free)."""
 
+from typing import Dict, Optional
+
 import numpy as np
 
-from alibi_countergan.backends.base import Batch
+from alibi_countergan.backends.base import Backend, Batch
 from alibi_countergan.constraints import FeatureSpace
 
 
@@ -86,3 +88,51 @@ class BatchSampler:
             keep[:, start:stop] = keep[:, start:start + 1]
         mask[frozen_rows] *= keep[frozen_rows]
         return mask
+
+
+class TailAverage:
+    """Uniform average of the generator's weights over the last part of training (Polyak averaging).
+
+    GAN generators oscillate around a good solution; averaging snapshots of the weights from the
+    final iterations lands closer to its centre and makes the outcome of ``fit`` less dependent on
+    the exact step at which training stops. Only the generator is averaged: it alone is used by
+    ``explain``. Works through :meth:`Backend.get_weights`/``set_weights``, so it needs nothing
+    from a backend.
+
+    Parameters
+    ----------
+    total_steps
+        Number of training iterations.
+    share
+        Share of the final iterations to average over (0 disables averaging).
+    snapshots
+        About how many snapshots to average.
+    """
+
+    def __init__(self, total_steps: int, share: float, snapshots: int = 20) -> None:
+        self.start = total_steps - int(round(total_steps * share))
+        self.every = max(1, (total_steps - self.start) // snapshots)
+        self.enabled = share > 0 and total_steps - self.start >= 2
+        self.sums: Optional[Dict[str, np.ndarray]] = None
+        self.count = 0
+
+    def update(self, step: int, backend: Backend) -> None:
+        """Take a snapshot after iteration ``step`` (0-based) when it falls in the averaged tail."""
+        if not self.enabled or step < self.start or (step - self.start) % self.every:
+            return
+        weights = {k: v for k, v in backend.get_weights().items() if k.startswith("generator/")}
+        if self.sums is None:
+            self.sums = {k: v.astype(np.float64) for k, v in weights.items()}
+        else:
+            for k, v in weights.items():
+                self.sums[k] += v
+        self.count += 1
+
+    def apply(self, backend: Backend) -> None:
+        """Replace the generator's weights by the average of the snapshots (integer buffers keep their value)."""
+        if self.sums is None or self.count < 2:
+            return
+        current = backend.get_weights()
+        averaged = {k: (s / self.count).astype(current[k].dtype) for k, s in self.sums.items()
+                    if np.issubdtype(current[k].dtype, np.floating)}
+        backend.set_weights({**current, **averaged})
