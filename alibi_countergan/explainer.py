@@ -504,7 +504,8 @@ class CounteRGAN(Explainer, FitMixin):
             ``success`` (the predictor's class is the target) and ``residual`` (``cf['X'] - X``).
             For one instance the types are CFProto's (``cf['X']`` of shape ``(1,) + shape[1:]``, numpy
             integer classes, ``(1, n_classes)`` probabilities, a bool ``success``); for a batch every
-            entry has a leading batch axis.
+            entry has a leading batch axis. An instance the predictor already assigns to its target
+            class is returned unchanged, with ``success`` True.
 
         Raises
         ------
@@ -541,6 +542,9 @@ class CounteRGAN(Explainer, FitMixin):
             cf_flat = self._counterfactuals(flat, targets, np.broadcast_to(mutable, flat.shape))
             both = self._predict(np.concatenate([flat, cf_flat]).reshape((-1,) + self.feature_shape), k)
             orig_proba, cf_proba = both[:n], both[n:]
+            # an instance the predictor already assigns to its target is its own counterfactual
+            already = orig_proba.argmax(axis=1) == targets
+            cf_flat[already], cf_proba[already] = flat[already], orig_proba[already]
         return self._explanation(x_batch, cf_flat, cf_proba, orig_proba, targets)
 
     def _explanation(self, x: np.ndarray, cf_flat: np.ndarray, cf_proba: np.ndarray, orig_proba: np.ndarray,

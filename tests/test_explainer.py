@@ -109,6 +109,16 @@ def test_batch_explanation_has_a_leading_batch_axis_and_matches_single_calls(pim
         np.testing.assert_allclose(single.cf["X"][0], batch.cf["X"][i], rtol=1e-5, atol=1e-5)
 
 
+def test_instances_already_in_the_target_class_are_their_own_counterfactuals(pima, pima_whitebox):
+    _, _, X_test, _, _ = pima
+    x = X_test[:40]
+    predicted = pima_whitebox.explain(x, target_class=0).orig_class
+    e = pima_whitebox.explain(x, target_class=predicted)
+    np.testing.assert_array_equal(e.cf["X"], x)
+    assert np.all(e.success) and not np.any(e.residual)
+    np.testing.assert_array_equal(e.cf["proba"], e.orig_proba)
+
+
 def test_per_instance_targets(pima, pima_whitebox):
     _, _, X_test, _, _ = pima
     targets = [0, 1, 0, 1]
