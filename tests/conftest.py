@@ -23,6 +23,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 INSTALLED = installed()
 
+if "pytorch" in INSTALLED:
+    import torch
+
+    # The networks here are small: on a shared two-core machine, torch's default of one OpenMP thread
+    # per core makes training several times slower (threads spin while other processes hold the
+    # cores), not faster. COUNTERGAN_TEST_TORCH_THREADS=0 keeps torch's default.
+    _threads = int(os.environ.get("COUNTERGAN_TEST_TORCH_THREADS", "1"))
+    if _threads > 0:
+        torch.set_num_threads(_threads)
+
 
 def data_dir() -> Path:
     """``COUNTERGAN_DATA_DIR`` or the workplace's ``../shared/data``."""

@@ -27,6 +27,13 @@ _LEAK = 0.2
 _KERAS = tf.keras
 _layers = tf.keras.layers
 
+# tf.keras is a lazily loaded module that type checkers cannot follow: annotations use these
+KerasModel = Any
+"""A ``tf.keras.Model`` (or any Keras layer)."""
+KerasInitializer = Any
+KerasOptimizer = Any
+_ModelBase: Any = tf.keras.Model
+
 
 class EagerExecutionRequiredError(RuntimeError):
     """The TensorFlow backend was used while TensorFlow's eager execution was off."""
@@ -71,6 +78,39 @@ def require_eager() -> None:
            "this code runs inside a `tf.Graph().as_default()` block (or a TF1 session context); "
            "call CounteRGAN outside it")
     raise EagerExecutionRequiredError(_EAGER_HELP.format(why=why))
+
+
+def repair_keras_classes(*models: Any) -> None:
+    """Make Keras models built in eager mode callable again after Keras models were built in a TF1 graph.
+
+    Keras 2 picks the TF1 or TF2 implementation of a layer class when an instance is created, by
+    rewriting the class's bases for the whole process: building a Keras model inside
+    ``tf.Graph().as_default()`` (as alibi's TF1 explainers need) turns ``Model``, ``Dense`` and the
+    other classes it uses into their TF1 versions, and every model built before, outside the
+    graph, then fails with "Your Layer or Model is in an invalid state". This puts the TF2 bases
+    back for the classes of ``models`` and of their layers, as Keras itself does when it creates
+    an instance in eager mode. Models built inside a graph are left alone. The TensorFlow backend
+    calls it before it builds or traces a network or a predictor; call it for your own eager
+    Keras models after such a graph block.
+
+    Parameters
+    ----------
+    models
+        Keras models or layers (other objects are ignored).
+    """
+    try:
+        from keras.src.engine import base_layer, base_layer_v1, training, training_v1
+        from keras.src.utils import version_utils
+    except ImportError:  # pragma: no cover - another Keras: nothing to repair
+        return
+    for model in models:
+        if not isinstance(model, tf.Module):
+            continue
+        for layer in (model, *model.submodules):
+            if isinstance(layer, (base_layer_v1.Layer, training_v1.Model)) and not getattr(
+                    layer, "_originally_built_as_v1", False):
+                version_utils.swap_class(type(layer), training.Model, training_v1.Model, True)
+                version_utils.swap_class(type(layer), base_layer.Layer, base_layer_v1.Layer, True)
 
 
 class TFOps:
@@ -145,19 +185,19 @@ class _Seeds:
         return int(self._rng.integers(0, 2**31 - 1))
 
 
-def _kernel_init(seeds: _Seeds, gain: float = 1.0) -> _KERAS.initializers.Initializer:
+def _kernel_init(seeds: _Seeds, gain: float = 1.0) -> KerasInitializer:
     """torch's default weight init, ``U(-b, b)`` with ``b = gain / sqrt(fan_in)`` (fan_in as torch counts it)."""
     return _KERAS.initializers.VarianceScaling(scale=gain**2 / 3.0, mode="fan_in", distribution="uniform",
                                                seed=seeds())
 
 
-def _bias_init(seeds: _Seeds, fan_in: int) -> _KERAS.initializers.Initializer:
+def _bias_init(seeds: _Seeds, fan_in: int) -> KerasInitializer:
     """torch's default bias init, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``."""
     bound = 1.0 / float(np.sqrt(fan_in))
     return _KERAS.initializers.RandomUniform(-bound, bound, seed=seeds())
 
 
-def _dense(units: int, fan_in: int, seeds: _Seeds, name: str, small: bool = False) -> _layers.Dense:
+def _dense(units: int, fan_in: int, seeds: _Seeds, name: str, small: bool = False) -> KerasModel:
     if small:  # start the generator near the identity counterfactual (residuals close to zero)
         return _layers.Dense(units, kernel_initializer=_kernel_init(seeds, 0.1), bias_initializer="zeros", name=name)
     return _layers.Dense(units, kernel_initializer=_kernel_init(seeds), bias_initializer=_bias_init(seeds, fan_in),
@@ -165,14 +205,14 @@ def _dense(units: int, fan_in: int, seeds: _Seeds, name: str, small: bool = Fals
 
 
 def _conv(filters: int, kernel: int, stride: int, fan_in_channels: int, seeds: _Seeds, name: str,
-          padding: str = "valid", small: bool = False) -> _layers.Conv2D:
+          padding: str = "valid", small: bool = False) -> KerasModel:
     bias = "zeros" if small else _bias_init(seeds, fan_in_channels * kernel * kernel)
     return _layers.Conv2D(filters, kernel, strides=stride, padding=padding,
                           kernel_initializer=_kernel_init(seeds, 0.1 if small else 1.0), bias_initializer=bias,
                           name=name)
 
 
-def _conv_transpose(filters: int, kernel: int, stride: int, seeds: _Seeds, name: str) -> _layers.Conv2DTranspose:
+def _conv_transpose(filters: int, kernel: int, stride: int, seeds: _Seeds, name: str) -> KerasModel:
     # torch counts a transposed convolution's fan_in over its output channels, as Keras does
     return _layers.Conv2DTranspose(filters, kernel, strides=stride, padding="valid",
                                    kernel_initializer=_kernel_init(seeds),
@@ -183,14 +223,14 @@ def _leaky(x: tf.Tensor) -> tf.Tensor:
     return tf.nn.leaky_relu(x, alpha=_LEAK)
 
 
-class MLPGenerator(_KERAS.Model):
+class MLPGenerator(_ModelBase):
     """Residual generator for feature vectors: ``[x_std, onehot(t), mask] -> u``."""
 
     def __init__(self, n_features: int, n_classes: int, hidden: Sequence[int] = (128, 128), seed: int = 0) -> None:
         super().__init__(name="mlp_generator")
         seeds = _Seeds(seed)
         width = 2 * n_features + n_classes
-        self.body: List[_layers.Dense] = []
+        self.body: List[KerasModel] = []
         for i, h in enumerate(hidden):
             self.body.append(_dense(h, width, seeds, f"body_{i}"))
             width = h
@@ -204,14 +244,14 @@ class MLPGenerator(_KERAS.Model):
         return self.head(h)
 
 
-class MLPDiscriminator(_KERAS.Model):
+class MLPDiscriminator(_ModelBase):
     """Discriminator for feature vectors: ``x_std -> logits`` (one per output)."""
 
     def __init__(self, n_features: int, n_outputs: int, hidden: Sequence[int] = (128, 128), seed: int = 0) -> None:
         super().__init__(name="mlp_discriminator")
         seeds = _Seeds(seed)
         width = n_features
-        self.body: List[_layers.Dense] = []
+        self.body: List[KerasModel] = []
         for i, h in enumerate(hidden):
             self.body.append(_dense(h, width, seeds, f"body_{i}"))
             width = h
@@ -242,7 +282,7 @@ class _Layout:
         return tf.reshape(x, (-1, self.size))
 
 
-class ConvGenerator(_KERAS.Model):
+class ConvGenerator(_ModelBase):
     """Residual generator for images: a small encoder-decoder (two stride-2 stages each way).
 
     The PyTorch ``ConvGenerator`` in NHWC: explicit zero padding of 1 and transposed
@@ -277,7 +317,7 @@ class ConvGenerator(_KERAS.Model):
         return self.layout.to_flat(self.head(h))
 
 
-class ConvDiscriminator(_KERAS.Model):
+class ConvDiscriminator(_ModelBase):
     """Discriminator for images: three stride-2 convolutions and a dense head (torch's, in NHWC)."""
 
     def __init__(self, image: ImageLayout, n_outputs: int, width: int = 64, seed: int = 0) -> None:
@@ -299,7 +339,7 @@ class ConvDiscriminator(_KERAS.Model):
         return self.head(self.flatten(h))
 
 
-def default_networks(spec: NetworkSpec, seed: int) -> Tuple[_KERAS.Model, _KERAS.Model]:
+def default_networks(spec: NetworkSpec, seed: int) -> Tuple[KerasModel, KerasModel]:
     """The default generator and discriminator for ``spec`` (MLPs for vectors, CNNs for images).
 
     Parameters
@@ -321,7 +361,7 @@ def default_networks(spec: NetworkSpec, seed: int) -> Tuple[_KERAS.Model, _KERAS
             ConvDiscriminator(spec.image, spec.discriminator_outputs, seed=d_seed))
 
 
-def _weight_names(net: _KERAS.layers.Layer) -> List[str]:
+def _weight_names(net: KerasModel) -> List[str]:
     """Names of a network's weights without the network's own (process-dependent) prefix, made unique."""
     prefix = net.name + "/"
     names: List[str] = []
@@ -339,8 +379,8 @@ class TFBackend:
 
     def __init__(self) -> None:
         require_eager()
-        self.generator: Optional[_KERAS.layers.Layer] = None
-        self.discriminator: Optional[_KERAS.layers.Layer] = None
+        self.generator: Optional[KerasModel] = None
+        self.discriminator: Optional[KerasModel] = None
         self._predictor: Any = None
         self._built = False
         self._predict_fns: Dict[Tuple[int, Tuple[int, ...]], Tuple[Any, Callable[[np.ndarray], Any]]] = {}
@@ -375,6 +415,7 @@ class TFBackend:
             generator = default_g if generator is None else generator
             discriminator = default_d if discriminator is None else discriminator
         self.generator, self.discriminator = generator, discriminator
+        repair_keras_classes(generator, discriminator, predictor)
         n, k = network.n_features, network.n_classes
         zeros = tf.zeros((1, n), tf.float32)
         generator([zeros, tf.zeros((1, k), tf.float32), zeros], training=False)  # creates the weights
@@ -385,7 +426,7 @@ class TFBackend:
             if not variables:
                 raise ValueError(f"The {what} has no trainable weights.")
 
-        def adam(rate: float) -> _KERAS.optimizers.Optimizer:  # torch's Adam defaults, beta_1 from the spec
+        def adam(rate: float) -> KerasOptimizer:  # torch's Adam defaults, beta_1 from the spec
             return _KERAS.optimizers.Adam(learning_rate=rate, beta_1=training.beta_1, beta_2=0.999, epsilon=1e-8)
 
         self.g_optimizer = adam(training.learning_rate_generator)
@@ -427,7 +468,9 @@ class TFBackend:
             def classifier(x: tf.Tensor) -> tf.Tensor:
                 return tf.cast(model(tf.reshape(x, shape), training=False), tf.float32)
 
+        # the Python bodies below run only while tracing: repair_keras_classes costs nothing per call
         def d_step(*arrays: tf.Tensor) -> Dict[str, tf.Tensor]:
+            repair_keras_classes(generator, discriminator)
             batch = TensorBatch(*arrays)
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(self.d_vars)
@@ -437,6 +480,7 @@ class TFBackend:
             return parts
 
         def g_step(*arrays: tf.Tensor) -> Dict[str, tf.Tensor]:
+            repair_keras_classes(generator, discriminator, self._predictor)
             batch = TensorBatch(*arrays)
             # only the generator's weights are watched: the predictor's never get a gradient
             with tf.GradientTape(watch_accessed_variables=False) as tape:
@@ -447,6 +491,7 @@ class TFBackend:
             return parts
 
         def forward(x_std: tf.Tensor, onehot: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+            repair_keras_classes(generator)
             return generator([x_std, onehot, mask], training=False)
 
         self._d_step = tf.function(d_step, input_signature=batch_signature)
@@ -499,6 +544,7 @@ class TFBackend:
                 self._predict_fns.clear()
 
             def call(inputs: tf.Tensor) -> tf.Tensor:
+                repair_keras_classes(model)
                 return model(inputs, training=False)
 
             signature = [tf.TensorSpec((None,) + x32.shape[1:], tf.float32)]
