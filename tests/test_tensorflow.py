@@ -105,8 +105,7 @@ def test_keras_predict_is_never_used_and_functions_are_traced_once(pima, keras_p
     assert backend._d_step.experimental_get_tracing_count() == 1
     assert backend._g_step.experimental_get_tracing_count() == 1
     assert backend._forward.experimental_get_tracing_count() == 1
-    (_, predict_fn), = backend._predict_fns.values()
-    assert predict_fn.experimental_get_tracing_count() == 1
+    assert len(backend._predict_fns) == 1  # one compiled predictor call, for one model and shape
 
 
 def test_weights_round_trip_and_have_stable_keys(pima, keras_pima, keras_whitebox):
