@@ -149,11 +149,14 @@ def test_image_backends_agree_on_the_same_weights_and_batches(digits_pair):
     _agree(*_setup(X, classifiers, True, ImageLayout(8, 8, 1, True)), steps=3)
 
 
+@pytest.mark.parametrize("size", [(8, 8), (7, 5)], ids=["8x8", "7x5"])
 @pytest.mark.parametrize("channels_last", [True, False], ids=["channels-last", "channels-first"])
-def test_three_channel_images_agree_in_either_layout(digits_pair, channels_last):
-    # three different channels per digit, so that a mixed-up channel order or layout shows
+def test_three_channel_images_agree_in_either_layout(digits_pair, channels_last, size):
+    # three different channels per digit, so that a mixed-up channel order or layout shows; 7x5 crops
+    # need the generator's padding to multiples of 4
     X, classifiers = digits_pair
-    rgb = np.concatenate([X, 1.0 - X, X[:, ::-1] ** 2], axis=-1)
+    height, width = size
+    rgb = np.concatenate([X, 1.0 - X, X[:, ::-1] ** 2], axis=-1)[:, :height, :width]
     if not channels_last:
         rgb = np.moveaxis(rgb, -1, 1)
-    _agree(*_setup(rgb, classifiers, False, ImageLayout(8, 8, 3, channels_last), X_model=X), steps=3)
+    _agree(*_setup(rgb, classifiers, False, ImageLayout(height, width, 3, channels_last), X_model=X), steps=3)

@@ -245,6 +245,22 @@ def test_channels_first_images_are_supported(backend, digits, digits_model):
     assert np.mean(e.success) > 0.5
 
 
+def test_images_of_any_size_are_supported(backend, digits, digits_model):
+    # 7x7 crops of the digits; the classifier sees them padded back to 8x8
+    predict = backend.numpy_fn(digits_model)
+
+    def predict_crops(x):
+        return predict(np.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0))))
+
+    X = digits["X_train"][:, :7, :7]
+    explainer = CounteRGAN(predict_crops, (1, 7, 7, 1), backend=backend.name, train_steps=100, verbose=False).fit(X)
+    x = digits["X_test"][:50, :7, :7]
+    e = explainer.explain(x)
+    assert e.cf["X"].shape == (50, 7, 7, 1)
+    assert np.all(e.cf["X"] >= X.min() - 1e-6) and np.all(e.cf["X"] <= X.max() + 1e-6)
+    assert np.abs(e.residual).sum() > 0
+
+
 def test_ambiguous_image_layout_asks_for_data_format(digits_model):
     with pytest.raises(ValueError, match="data_format"):
         CounteRGAN(digits_model, (1, 8, 8, 8))

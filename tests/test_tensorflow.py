@@ -106,6 +106,10 @@ def test_keras_predict_is_never_used_and_functions_are_traced_once(pima, keras_p
     assert backend._g_step.experimental_get_tracing_count() == 1
     assert backend._forward.experimental_get_tracing_count() == 1
     assert len(backend._predict_fns) == 1  # one compiled predictor call, for one model and shape
+    # explanations run their graphs on the calling thread (no fallback to the default executor)
+    (_, predict_fn), = backend._predict_fns.values()
+    assert backend._forward_fn.inline and backend._forward_fn._inline_works
+    assert predict_fn.inline and predict_fn._inline_works
 
 
 def test_weights_round_trip_and_have_stable_keys(pima, keras_pima, keras_whitebox):

@@ -13,6 +13,7 @@ as alibi's TF1 explainers ask, or the code runs inside ``tf.Graph().as_default()
 refuses to run with :class:`EagerExecutionRequiredError`, which explains the alternative.
 """
 
+import logging
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -22,6 +23,8 @@ from alibi_countergan.backends.base import Batch, NetworkSpec, TrainingSpec
 from alibi_countergan.constraints import SpaceTensors
 from alibi_countergan.layout import ImageLayout
 from alibi_countergan.value import TensorBatch, discriminator_objective, generator_objective
+
+logger = logging.getLogger(__name__)
 
 _LEAK = 0.2
 _KERAS = tf.keras
@@ -309,6 +312,8 @@ class ConvGenerator(_ModelBase):
         height, width = self.layout.image.height, self.layout.image.width
         planes = tf.broadcast_to(onehot[:, None, None, :], tf.concat([tf.shape(image)[:3], tf.shape(onehot)[1:]], 0))
         h = tf.concat([image, self.layout.to_image(mask), planes], axis=-1)
+        # zeros below and to the right up to multiples of 4, so that any image size comes back whole
+        h = tf.pad(h, [[0, 0], [0, -height % 4], [0, -width % 4], [0, 0]])
         h = _leaky(self.encode_1(self.pad(h)))
         h = _leaky(self.encode_2(self.pad(h)))
         h = h + self.target_embedding(onehot)[:, None, None, :]
@@ -380,18 +385,42 @@ class _Compiled:
     are always made to match the signature (dtype and rank), so they go to the traced graph
     directly through ``_call_flat`` (TensorFlow 2.12 to 2.14), and through the public call
     where that does not exist.
+
+    With ``inline``, the graph runs on TensorFlow's single-threaded executor (chosen per call with
+    ``tf.experimental.function_executor_type``; nothing process-wide): the operations run one
+    after the other on the calling thread (each kernel still uses TensorFlow's intra-op threads),
+    which saves the hand-over to the inter-op thread pool that dominates a small graph's run.
+    If a graph needs the default executor, its first call falls back to it for good.
     """
 
-    def __init__(self, function: Any, dtypes: Sequence[Any]) -> None:
-        self.function = function
-        self.dtypes = [np.dtype(d) for d in dtypes]
-        self._flat = getattr(function, "_call_flat", None)
+    def __init__(self, function: tf.types.experimental.GenericFunction, signature: Sequence[tf.TensorSpec],
+                 inline: bool = False) -> None:
+        self.function = function.get_concrete_function()
+        self.dtypes = [np.dtype(spec.dtype.as_numpy_dtype) for spec in signature]
+        self.inline = inline
+        self._inline_works = False
+
+    def _run(self, tensors: List[tf.Tensor]) -> Any:
+        flat = getattr(self.function, "_call_flat", None)
+        if flat is not None:
+            return flat(tensors, self.function.captured_inputs)
+        return self.function(*tensors)  # pragma: no cover - another TensorFlow
 
     def __call__(self, *arrays: np.ndarray) -> Any:
         tensors = [tf.constant(np.asarray(a, dtype=d)) for a, d in zip(arrays, self.dtypes)]
-        if self._flat is not None:
-            return self._flat(tensors, self.function.captured_inputs)
-        return self.function(*tensors)  # pragma: no cover - another TensorFlow
+        if self.inline:
+            try:
+                with tf.experimental.function_executor_type("SINGLE_THREADED_EXECUTOR"):
+                    out = self._run(tensors)
+            except Exception as err:
+                if self._inline_works:
+                    raise
+                logger.info("%s needs the default executor (%s).", self.function.name, err)
+                self.inline = False
+            else:
+                self._inline_works = True
+                return out
+        return self._run(tensors)
 
 
 class TFBackend:
@@ -522,10 +551,9 @@ class TFBackend:
                                                               batch_signature[6]])
         # traced once here; a call then skips tf.function's dispatch and argument binding, which
         # cost more than running the small graphs of one explanation
-        batch_dtypes = [np.float32, np.float32, np.float32, np.int64, np.int64, np.float32, np.float32]
-        self._d_step_fn = _Compiled(self._d_step.get_concrete_function(), batch_dtypes)
-        self._g_step_fn = _Compiled(self._g_step.get_concrete_function(), batch_dtypes)
-        self._forward_fn = _Compiled(self._forward.get_concrete_function(), [np.float32] * 3)
+        self._d_step_fn = _Compiled(self._d_step, batch_signature)
+        self._g_step_fn = _Compiled(self._g_step, batch_signature)
+        self._forward_fn = _Compiled(self._forward, self._forward.input_signature, inline=True)
 
     # ------------------------------------------------------------------------------------------
     # the Backend surface
@@ -576,8 +604,7 @@ class TFBackend:
                 return model(inputs, training=False)
 
             signature = [tf.TensorSpec((None,) + x32.shape[1:], tf.float32)]
-            cached = (model, _Compiled(tf.function(call, input_signature=signature).get_concrete_function(),
-                                       [np.float32]))
+            cached = (model, _Compiled(tf.function(call, input_signature=signature), signature, inline=True))
             self._predict_fns[key] = cached
         out = cached[1](x32)
         return np.asarray(out.numpy() if hasattr(out, "numpy") else out)
