@@ -140,7 +140,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                         for n, f in fitted.items()}, repeats=20, rounds=4)
         for name, f in fitted.items():
             row = {"example": example["name"], "backend": name, "classifier": f["classifier"],
-                   "steps": example["steps"], "classifier_accuracy": f["accuracy"], "fit_s": f["fit_s"], "validity": f["validity"],
+                   "steps": example["steps"], "classifier_accuracy": f["accuracy"], "fit_s": f["fit_s"],
+                   "validity": f["validity"],
                    "l1": f["l1"], "l1_ci95": f["l1_ci"], "explain_one_ms": single[name],
                    "explain_batch_ms": batch[name], "batch_size": len(example["X_test"])}
             results.append(row)
