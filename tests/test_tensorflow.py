@@ -131,6 +131,21 @@ def test_weights_round_trip_and_have_stable_keys(pima, keras_pima, keras_whitebo
         other.backend_.set_weights({**weights, "generator/head/bias": np.zeros(3, np.float32)})
 
 
+def test_reset_predictor_recompiles_the_generator_step(pima, keras_pima):
+    _, X_train, X_test, _, _ = pima
+    explainer = CounteRGAN(keras_pima, (1, 8), train_steps=5, verbose=False).fit(X_train)
+    backend = explainer.backend_
+    # the same classifier with its classes swapped: the white-box term must now use it
+    swapped = tf.keras.Model(keras_pima.inputs, tf.reverse(keras_pima.outputs[0], axis=[-1]))
+    step_before = backend._g_step_fn
+    explainer.reset_predictor(swapped)
+    assert backend.predictor is swapped and backend._g_step_fn is not step_before
+    e = explainer.explain(X_test[:20])
+    np.testing.assert_allclose(e.orig_proba, keras_pima(X_test[:20]).numpy()[:, ::-1], atol=1e-6)
+    with pytest.raises(ValueError, match="must be a model of that framework"):
+        explainer.reset_predictor(lambda x: keras_pima(x).numpy())
+
+
 def test_user_keras_networks_replace_the_defaults(pima, keras_pima):
     _, X_train, X_test, _, _ = pima
     layers = tf.keras.layers
