@@ -112,6 +112,17 @@ def test_keras_predict_is_never_used_and_functions_are_traced_once(pima, keras_p
     assert predict_fn.inline and predict_fn._inline_works
 
 
+def test_a_keras_model_can_be_used_black_box(pima, keras_pima):
+    _, X_train, X_test, _, _ = pima
+    explainer = CounteRGAN(keras_pima, (1, 8), method="black-box", train_steps=300, verbose=False).fit(X_train)
+    assert not explainer.white_box and explainer.meta["type"] == ["blackbox", "tensorflow"]
+    assert explainer.backend_.predictor is None  # no gradients of the model are used
+    assert explainer.backend_.network.discriminator_outputs == 2  # one realism score per target class
+    e = explainer.explain(X_test)
+    np.testing.assert_allclose(e.orig_proba, keras_pima(X_test).numpy(), atol=1e-6)
+    assert np.mean(e.success) > 0.7
+
+
 def test_weights_round_trip_and_have_stable_keys(pima, keras_pima, keras_whitebox):
     _, X_train, X_test, _, _ = pima
     weights = keras_whitebox.backend_.get_weights()
