@@ -138,8 +138,11 @@ def test_weights_round_trip_and_have_stable_keys(pima, keras_pima, keras_whitebo
     assert not np.array_equal(weights["generator/head/kernel"], other.backend_.get_weights()["generator/head/kernel"])
     with pytest.raises(ValueError, match="missing.*head/bias"):
         other.backend_.set_weights({k: v for k, v in weights.items() if k != "generator/head/bias"})
+    before = other.backend_.get_weights()
     with pytest.raises(ValueError, match="has shape"):
-        other.backend_.set_weights({**weights, "generator/head/bias": np.zeros(3, np.float32)})
+        other.backend_.set_weights({**weights, "discriminator/head/bias": np.zeros(3, np.float32)})
+    for key, value in other.backend_.get_weights().items():  # a refused update writes nothing
+        np.testing.assert_array_equal(value, before[key])
 
 
 def test_reset_predictor_recompiles_the_generator_step(pima, keras_pima):

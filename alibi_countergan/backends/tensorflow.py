@@ -619,6 +619,7 @@ class TFBackend:
 
     def set_weights(self, weights: Dict[str, np.ndarray]) -> None:
         assert self.generator is not None and self.discriminator is not None
+        updates = []  # everything is checked before anything is written
         for prefix, net in (("generator", self.generator), ("discriminator", self.discriminator)):
             names = _weight_names(net)
             given = {k[len(prefix) + 1:]: v for k, v in weights.items() if k.startswith(prefix + "/")}
@@ -629,7 +630,9 @@ class TFBackend:
                 value = np.asarray(given[name])
                 if tuple(value.shape) != tuple(w.shape):
                     raise ValueError(f"The {prefix}'s weight {name} has shape {tuple(w.shape)}, got {value.shape}.")
-                w.assign(value.astype(w.dtype.as_numpy_dtype))
+                updates.append((w, value.astype(w.dtype.as_numpy_dtype)))
+        for w, value in updates:
+            w.assign(value)
 
 
 def create_backend() -> TFBackend:
