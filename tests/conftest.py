@@ -1,19 +1,37 @@
-"""Shared fixtures: real data sets, real classifiers and fitted explainers (trained once per session)."""
+"""Shared fixtures: real data sets, real classifiers and fitted explainers (trained once per session).
+
+Every classifier and fitted explainer is parametrised over the installed backends through the
+``backend`` fixture: a test that uses ``pima_model`` runs once with a PyTorch classifier (and the
+PyTorch backend) and once with a Keras classifier (and the TensorFlow backend), both trained on
+the same data with the same recipe. A framework that is not installed removes its parameter.
+"""
 
 import os
 from pathlib import Path
-from typing import Callable, Dict, Tuple
+from typing import Any, Dict, Tuple
 
 import numpy as np
 import pytest
+from frameworks import FRAMEWORKS, Framework
 
-torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
+from alibi_countergan import CounteRGAN
+from alibi_countergan.backends import installed
+from alibi_countergan.datasets import TabularData, load_compas, load_pima
 
-from alibi_countergan import CounteRGAN  # noqa: E402
-from alibi_countergan.datasets import TabularData, load_compas, load_pima  # noqa: E402
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
+INSTALLED = installed()
+
+if "pytorch" in INSTALLED:
+    import torch
+
+    # The networks here are small: on a shared two-core machine, torch's default of one OpenMP thread
+    # per core makes training several times slower (threads spin while other processes hold the
+    # cores), not faster. COUNTERGAN_TEST_TORCH_THREADS=0 keeps torch's default.
+    _threads = int(os.environ.get("COUNTERGAN_TEST_TORCH_THREADS", "1"))
+    if _threads > 0:
+        torch.set_num_threads(_threads)
 
 
 def data_dir() -> Path:
@@ -21,51 +39,10 @@ def data_dir() -> Path:
     return Path(os.environ.get("COUNTERGAN_DATA_DIR", REPO.parent / "shared" / "data"))
 
 
-class Standardise(nn.Module):
-    def __init__(self, x: np.ndarray) -> None:
-        super().__init__()
-        std = x.std(0)
-        self.register_buffer("mean", torch.as_tensor(x.mean(0), dtype=torch.float32))
-        self.register_buffer("std", torch.as_tensor(np.where(std > 0, std, 1.0), dtype=torch.float32))
-
-    def forward(self, x: "torch.Tensor") -> "torch.Tensor":
-        return (x - self.mean) / self.std
-
-
-def train_torch(model: "nn.Module", X: np.ndarray, y: np.ndarray, epochs: int, seed: int = 0,
-                lr: float = 3e-3) -> "nn.Module":
-    """Train a softmax classifier with Adam and return it in eval mode."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for layer in model.modules():
-            if hasattr(layer, "reset_parameters"):
-                layer.reset_parameters()
-        optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-        xt, yt = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y)
-        rng = np.random.default_rng(seed)
-        for _ in range(epochs):
-            for batch in np.array_split(rng.permutation(len(X)), max(1, len(X) // 64)):
-                optimiser.zero_grad()
-                nn.functional.nll_loss(torch.log(model(xt[batch]) + 1e-7), yt[batch]).backward()
-                optimiser.step()
-        optimiser.zero_grad(set_to_none=True)
-    return model.eval()
-
-
-def numpy_fn(model: "nn.Module") -> Callable[[np.ndarray], np.ndarray]:
-    """A plain prediction function (numpy in, numpy out) around a torch model."""
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        assert isinstance(x, np.ndarray), f"the predictor received {type(x).__name__}, not a numpy array"
-        with torch.no_grad():
-            return model(torch.as_tensor(x, dtype=torch.float32)).numpy()
-
-    return predict
-
-
-def mlp(d: int, k: int, x: np.ndarray, hidden: int = 32) -> "nn.Module":
-    return nn.Sequential(Standardise(x), nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, k), nn.Softmax(dim=-1))
+@pytest.fixture(scope="session", params=INSTALLED or [pytest.param(None, marks=pytest.mark.skip("no framework"))])
+def backend(request) -> Framework:
+    """The helper of one installed framework; tests using it run once per installed backend."""
+    return FRAMEWORKS[request.param]()
 
 
 @pytest.fixture(scope="session")
@@ -78,9 +55,9 @@ def pima() -> Tuple[TabularData, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 @pytest.fixture(scope="session")
-def pima_model(pima) -> "nn.Module":
+def pima_model(backend, pima) -> Any:
     _, X_train, _, y_train, _ = pima
-    return train_torch(mlp(8, 2, X_train), X_train, y_train, epochs=40)
+    return backend.train(backend.mlp(8, 2, X_train), X_train, y_train, epochs=40)
 
 
 @pytest.fixture(scope="session")
@@ -90,9 +67,9 @@ def compas() -> Tuple[TabularData, np.ndarray, np.ndarray, np.ndarray, np.ndarra
 
 
 @pytest.fixture(scope="session")
-def compas_model(compas) -> "nn.Module":
+def compas_model(backend, compas) -> Any:
     _, X_train, _, y_train, _ = compas
-    return train_torch(mlp(X_train.shape[1], 2, X_train), X_train, y_train, epochs=10)
+    return backend.train(backend.mlp(X_train.shape[1], 2, X_train), X_train, y_train, epochs=10)
 
 
 @pytest.fixture(scope="session")
@@ -107,9 +84,8 @@ def digits() -> Dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def digits_model(digits) -> "nn.Module":
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10), nn.Softmax(dim=-1))
-    return train_torch(model, digits["X_train"], digits["y_train"], epochs=30)
+def digits_model(backend, digits) -> Any:
+    return backend.train(backend.digits_net(), digits["X_train"], digits["y_train"], epochs=30)
 
 
 @pytest.fixture(scope="session")

@@ -160,7 +160,9 @@ class ConvGenerator(nn.Module):
         image = self.layout.to_image(x_std)
         height, width = image.shape[2], image.shape[3]
         planes = onehot[:, :, None, None].expand(-1, -1, height, width)
-        h = self.encode(torch.cat([image, self.layout.to_image(mask), planes], dim=1))
+        h = torch.cat([image, self.layout.to_image(mask), planes], dim=1)
+        # zeros below and to the right up to multiples of 4, so that any image size comes back whole
+        h = self.encode(nn.functional.pad(h, (0, -width % 4, 0, -height % 4)))
         h = h + self.target_embedding(onehot)[:, :, None, None]
         h = self.act(self.up_1(h))[:, :, : (height + 1) // 2, : (width + 1) // 2]
         h = self.act(self.up_2(h))[:, :, :height, :width]

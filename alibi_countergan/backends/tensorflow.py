@@ -1,0 +1,646 @@
+"""TensorFlow 2 backend: default Keras networks, one discriminator step, one generator step, forward pass, weights.
+
+It mirrors :mod:`alibi_countergan.backends.pytorch` line by line: the same default architectures
+(with the same initialisation distributions), the same value functions from
+:mod:`alibi_countergan.value` evaluated under a ``tf.GradientTape``, and Adam with the same
+settings. Training steps and the forward pass of ``explain`` are ``tf.function``-compiled with
+fixed input signatures, so they are traced once per explainer, whatever the batch size.
+
+Everything runs in eager TensorFlow 2. Nothing here changes process-wide TensorFlow state: no
+``disable_eager_execution``, no global seed (initialisers are seeded one by one), no Keras
+session. When eager execution is off (someone called ``tf.compat.v1.disable_eager_execution()``,
+as alibi's TF1 explainers ask, or the code runs inside ``tf.Graph().as_default()``) the backend
+refuses to run with :class:`EagerExecutionRequiredError`, which explains the alternative.
+"""
+
+import logging
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from alibi_countergan.backends.base import Batch, NetworkSpec, TrainingSpec
+from alibi_countergan.constraints import SpaceTensors
+from alibi_countergan.layout import ImageLayout
+from alibi_countergan.value import TensorBatch, discriminator_objective, generator_objective
+
+logger = logging.getLogger(__name__)
+
+_LEAK = 0.2
+_KERAS = tf.keras
+_layers = tf.keras.layers
+
+# tf.keras is a lazily loaded module that type checkers cannot follow: annotations use these
+KerasModel = Any
+"""A ``tf.keras.Model`` (or any Keras layer)."""
+KerasInitializer = Any
+KerasOptimizer = Any
+_ModelBase: Any = tf.keras.Model
+
+
+class EagerExecutionRequiredError(RuntimeError):
+    """The TensorFlow backend was used while TensorFlow's eager execution was off."""
+
+
+_EAGER_HELP = """\
+The TensorFlow backend of CounteRGAN needs eager TensorFlow 2, but eager execution is off here: {why}.
+
+alibi's TF1 explainers (CounterfactualProto, Counterfactual, CEM) are usually run after
+`tf.compat.v1.disable_eager_execution()`, which is process-wide and cannot be undone. Instead,
+keep eager execution on and run the TF1 explainer in a private graph and session:
+
+    graph = tf.Graph()
+    with graph.as_default():
+        sess = tf.compat.v1.Session(graph=graph)
+        tf.compat.v1.keras.backend.set_session(sess)
+        model = ...  # build or load the Keras model inside the graph
+        cf = CounterfactualProto(model, shape, ..., sess=sess)
+        explanation = cf.explain(X)
+
+CounteRGAN, outside that block, then works in the same process (or run the TF1 explainer in a
+separate process). See docs/tensorflow.md."""
+
+
+def require_eager() -> None:
+    """Raise :class:`EagerExecutionRequiredError` unless TensorFlow executes eagerly here.
+
+    Raises
+    ------
+    EagerExecutionRequiredError
+        With the reason and how to run alibi's TF1 explainers without disabling eager execution.
+    """
+    if tf.executing_eagerly():
+        return
+    try:  # tells a process-wide switch from a `with graph.as_default():` block
+        from tensorflow.python.eager import context
+
+        disabled = getattr(context, "default_execution_mode", context.EAGER_MODE) != context.EAGER_MODE
+    except Exception:  # pragma: no cover - private API moved
+        disabled = True
+    why = ("`tf.compat.v1.disable_eager_execution()` was called in this process" if disabled else
+           "this code runs inside a `tf.Graph().as_default()` block (or a TF1 session context); "
+           "call CounteRGAN outside it")
+    raise EagerExecutionRequiredError(_EAGER_HELP.format(why=why))
+
+
+def repair_keras_classes(*models: Any) -> None:
+    """Make Keras models built in eager mode callable again after Keras models were built in a TF1 graph.
+
+    Keras 2 picks the TF1 or TF2 implementation of a layer class when an instance is created, by
+    rewriting the class's bases for the whole process: building a Keras model inside
+    ``tf.Graph().as_default()`` (as alibi's TF1 explainers need) turns ``Model``, ``Dense`` and the
+    other classes it uses into their TF1 versions, and every model built before, outside the
+    graph, then fails with "Your Layer or Model is in an invalid state". This puts the TF2 bases
+    back for the classes of ``models`` and of their layers, as Keras itself does when it creates
+    an instance in eager mode. Models built inside a graph are left alone. The TensorFlow backend
+    calls it before it builds or traces a network or a predictor; call it for your own eager
+    Keras models after such a graph block.
+
+    Parameters
+    ----------
+    models
+        Keras models or layers (other objects are ignored).
+    """
+    try:
+        from keras.src.engine import base_layer, base_layer_v1, training, training_v1
+        from keras.src.utils import version_utils
+    except ImportError:  # pragma: no cover - another Keras: nothing to repair
+        return
+    for model in models:
+        if not isinstance(model, tf.Module):
+            continue
+        for layer in (model, *model.submodules):
+            if isinstance(layer, (base_layer_v1.Layer, training_v1.Model)) and not getattr(
+                    layer, "_originally_built_as_v1", False):
+                version_utils.swap_class(type(layer), training.Model, training_v1.Model, True)
+                version_utils.swap_class(type(layer), base_layer.Layer, base_layer_v1.Layer, True)
+
+
+class TFOps:
+    """:class:`alibi_countergan.ops.Ops` on TensorFlow tensors."""
+
+    def constant(self, value: np.ndarray) -> tf.Tensor:
+        return tf.constant(np.asarray(value, dtype=np.float32))
+
+    def softplus(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.math.softplus(x)
+
+    def log(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.math.log(x)
+
+    def relu(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.nn.relu(x)
+
+    def abs(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.abs(x)
+
+    def square(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.square(x)
+
+    def minimum(self, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+        return tf.minimum(a, b)
+
+    def maximum(self, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+        return tf.maximum(a, b)
+
+    def mean(self, x: tf.Tensor, axis: Optional[int] = None) -> tf.Tensor:
+        return tf.reduce_mean(x, axis=axis)
+
+    def sum(self, x: tf.Tensor, axis: Optional[int] = None) -> tf.Tensor:
+        return tf.reduce_sum(x, axis=axis)
+
+    def softmax(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.nn.softmax(x, axis=-1)
+
+    def one_hot_argmax(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.one_hot(tf.argmax(x, axis=-1), tf.shape(x)[-1], dtype=x.dtype)
+
+    def nearest(self, x: tf.Tensor, grid: tf.Tensor) -> tf.Tensor:
+        return tf.gather(grid, tf.argmin(tf.abs(x - grid[None, :]), axis=-1))[:, None]
+
+    def positive(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.stop_gradient(tf.cast(x > 0, x.dtype))
+
+    def stop_gradient(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.stop_gradient(x)
+
+    def concat(self, xs: Sequence[tf.Tensor], axis: int = -1) -> tf.Tensor:
+        return tf.concat(list(xs), axis=axis)
+
+    def take_columns(self, x: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+        return tf.gather(x, index, axis=1, batch_dims=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Default networks: the PyTorch ones, in Keras. All take and return flat features; image
+# networks reshape inside. Initialisers reproduce torch's defaults (uniform, bound 1/sqrt(fan_in)
+# for weights and biases) and are seeded one by one, so building touches no global random state.
+# ---------------------------------------------------------------------------------------------
+
+
+class _Seeds:
+    """Distinct initialiser seeds drawn from the build seed (a private generator, no global state)."""
+
+    def __init__(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    def __call__(self) -> int:
+        return int(self._rng.integers(0, 2**31 - 1))
+
+
+def _kernel_init(seeds: _Seeds, gain: float = 1.0) -> KerasInitializer:
+    """torch's default weight init, ``U(-b, b)`` with ``b = gain / sqrt(fan_in)`` (fan_in as torch counts it)."""
+    return _KERAS.initializers.VarianceScaling(scale=gain**2 / 3.0, mode="fan_in", distribution="uniform",
+                                               seed=seeds())
+
+
+def _bias_init(seeds: _Seeds, fan_in: int) -> KerasInitializer:
+    """torch's default bias init, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``."""
+    bound = 1.0 / float(np.sqrt(fan_in))
+    return _KERAS.initializers.RandomUniform(-bound, bound, seed=seeds())
+
+
+def _dense(units: int, fan_in: int, seeds: _Seeds, name: str, small: bool = False) -> KerasModel:
+    if small:  # start the generator near the identity counterfactual (residuals close to zero)
+        return _layers.Dense(units, kernel_initializer=_kernel_init(seeds, 0.1), bias_initializer="zeros", name=name)
+    return _layers.Dense(units, kernel_initializer=_kernel_init(seeds), bias_initializer=_bias_init(seeds, fan_in),
+                         name=name)
+
+
+def _conv(filters: int, kernel: int, stride: int, fan_in_channels: int, seeds: _Seeds, name: str,
+          padding: str = "valid", small: bool = False) -> KerasModel:
+    bias = "zeros" if small else _bias_init(seeds, fan_in_channels * kernel * kernel)
+    return _layers.Conv2D(filters, kernel, strides=stride, padding=padding,
+                          kernel_initializer=_kernel_init(seeds, 0.1 if small else 1.0), bias_initializer=bias,
+                          name=name)
+
+
+def _conv_transpose(filters: int, kernel: int, stride: int, seeds: _Seeds, name: str) -> KerasModel:
+    # torch counts a transposed convolution's fan_in over its output channels, as Keras does
+    return _layers.Conv2DTranspose(filters, kernel, strides=stride, padding="valid",
+                                   kernel_initializer=_kernel_init(seeds),
+                                   bias_initializer=_bias_init(seeds, filters * kernel * kernel), name=name)
+
+
+def _leaky(x: tf.Tensor) -> tf.Tensor:
+    return tf.nn.leaky_relu(x, alpha=_LEAK)
+
+
+class MLPGenerator(_ModelBase):
+    """Residual generator for feature vectors: ``[x_std, onehot(t), mask] -> u``."""
+
+    def __init__(self, n_features: int, n_classes: int, hidden: Sequence[int] = (128, 128), seed: int = 0) -> None:
+        super().__init__(name="mlp_generator")
+        seeds = _Seeds(seed)
+        width = 2 * n_features + n_classes
+        self.body: List[KerasModel] = []
+        for i, h in enumerate(hidden):
+            self.body.append(_dense(h, width, seeds, f"body_{i}"))
+            width = h
+        self.head = _dense(n_features, width, seeds, "head", small=True)
+
+    def call(self, inputs: Sequence[tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:
+        x_std, onehot, mask = inputs
+        h = tf.concat([x_std, mask, onehot], axis=1)
+        for layer in self.body:
+            h = _leaky(layer(h))
+        return self.head(h)
+
+
+class MLPDiscriminator(_ModelBase):
+    """Discriminator for feature vectors: ``x_std -> logits`` (one per output)."""
+
+    def __init__(self, n_features: int, n_outputs: int, hidden: Sequence[int] = (128, 128), seed: int = 0) -> None:
+        super().__init__(name="mlp_discriminator")
+        seeds = _Seeds(seed)
+        width = n_features
+        self.body: List[KerasModel] = []
+        for i, h in enumerate(hidden):
+            self.body.append(_dense(h, width, seeds, f"body_{i}"))
+            width = h
+        self.head = _dense(n_outputs, width, seeds, "head")
+
+    def call(self, x_std: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
+        h = x_std
+        for layer in self.body:
+            h = _leaky(layer(h))
+        return self.head(h)
+
+
+class _Layout:
+    """Turns flat features into NHWC images and back (the user's layout may be channels-first)."""
+
+    def __init__(self, image: ImageLayout) -> None:
+        self.image = image
+        h, w, c = image.height, image.width, image.channels
+        self.user_shape = (h, w, c) if image.channels_last else (c, h, w)
+        self.size = h * w * c
+
+    def to_image(self, flat: tf.Tensor) -> tf.Tensor:
+        x = tf.reshape(flat, (-1,) + self.user_shape)
+        return x if self.image.channels_last else tf.transpose(x, (0, 2, 3, 1))
+
+    def to_flat(self, image: tf.Tensor) -> tf.Tensor:
+        x = image if self.image.channels_last else tf.transpose(image, (0, 3, 1, 2))
+        return tf.reshape(x, (-1, self.size))
+
+
+class ConvGenerator(_ModelBase):
+    """Residual generator for images: a small encoder-decoder (two stride-2 stages each way).
+
+    The PyTorch ``ConvGenerator`` in NHWC: explicit zero padding of 1 and transposed
+    convolutions cropped by 1 reproduce torch's ``padding=1`` exactly (Keras's ``'same'`` pads
+    differently for stride 2).
+    """
+
+    def __init__(self, image: ImageLayout, n_classes: int, width: int = 32, seed: int = 0) -> None:
+        super().__init__(name="conv_generator")
+        seeds = _Seeds(seed)
+        self.layout = _Layout(image)
+        c = image.channels
+        self.pad = _layers.ZeroPadding2D(1)
+        self.encode_1 = _conv(width, 4, 2, 2 * c + n_classes, seeds, "encode_1")
+        self.encode_2 = _conv(2 * width, 4, 2, width, seeds, "encode_2")
+        self.target_embedding = _dense(2 * width, n_classes, seeds, "target_embedding")
+        self.up_1 = _conv_transpose(width, 4, 2, seeds, "up_1")
+        self.up_2 = _conv_transpose(width // 2, 4, 2, seeds, "up_2")
+        self.head = _conv(c, 3, 1, width // 2, seeds, "head", padding="same", small=True)
+
+    def call(self, inputs: Sequence[tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:
+        x_std, onehot, mask = inputs
+        image = self.layout.to_image(x_std)
+        height, width = self.layout.image.height, self.layout.image.width
+        planes = tf.broadcast_to(onehot[:, None, None, :], tf.concat([tf.shape(image)[:3], tf.shape(onehot)[1:]], 0))
+        h = tf.concat([image, self.layout.to_image(mask), planes], axis=-1)
+        # zeros below and to the right up to multiples of 4, so that any image size comes back whole
+        h = tf.pad(h, [[0, 0], [0, -height % 4], [0, -width % 4], [0, 0]])
+        h = _leaky(self.encode_1(self.pad(h)))
+        h = _leaky(self.encode_2(self.pad(h)))
+        h = h + self.target_embedding(onehot)[:, None, None, :]
+        h = _leaky(self.up_1(h)[:, 1:-1, 1:-1, :])[:, : (height + 1) // 2, : (width + 1) // 2, :]
+        h = _leaky(self.up_2(h)[:, 1:-1, 1:-1, :])[:, :height, :width, :]
+        return self.layout.to_flat(self.head(h))
+
+
+class ConvDiscriminator(_ModelBase):
+    """Discriminator for images: three stride-2 convolutions and a dense head (torch's, in NHWC)."""
+
+    def __init__(self, image: ImageLayout, n_outputs: int, width: int = 64, seed: int = 0) -> None:
+        super().__init__(name="conv_discriminator")
+        seeds = _Seeds(seed)
+        self.layout = _Layout(image)
+        self.pad = _layers.ZeroPadding2D(1)
+        self.convs = [_conv(width, 3, 2, image.channels if i == 0 else width, seeds, f"conv_{i}") for i in range(3)]
+        h, w = image.height, image.width
+        for _ in range(3):
+            h, w = (h + 1) // 2, (w + 1) // 2
+        self.flatten = _layers.Flatten()
+        self.head = _dense(n_outputs, width * h * w, seeds, "head")
+
+    def call(self, x_std: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
+        h = self.layout.to_image(x_std)
+        for conv in self.convs:
+            h = _leaky(conv(self.pad(h)))
+        return self.head(self.flatten(h))
+
+
+def default_networks(spec: NetworkSpec, seed: int) -> Tuple[KerasModel, KerasModel]:
+    """The default generator and discriminator for ``spec`` (MLPs for vectors, CNNs for images).
+
+    Parameters
+    ----------
+    spec
+        Sizes of the data and of the networks' outputs.
+    seed
+        Seed of the initialisers (the generator and the discriminator get independent streams).
+
+    Returns
+    -------
+    The generator and the discriminator, unbuilt (weights are created on the first call).
+    """
+    g_seed, d_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
+    if spec.image is None:
+        return (MLPGenerator(spec.n_features, spec.n_classes, seed=g_seed),
+                MLPDiscriminator(spec.n_features, spec.discriminator_outputs, seed=d_seed))
+    return (ConvGenerator(spec.image, spec.n_classes, seed=g_seed),
+            ConvDiscriminator(spec.image, spec.discriminator_outputs, seed=d_seed))
+
+
+def _weight_names(net: KerasModel) -> List[str]:
+    """Names of a network's weights without the network's own (process-dependent) prefix, made unique."""
+    prefix = net.name + "/"
+    names: List[str] = []
+    for i, w in enumerate(net.weights):
+        name = w.name[:-2] if w.name.endswith(":0") else w.name
+        name = name[len(prefix):] if name.startswith(prefix) else name
+        names.append(name if name not in names else f"{name}#{i}")
+    return names
+
+
+class _Compiled:
+    """A traced function, called with numpy arrays in the dtypes of its fixed input signature.
+
+    ``ConcreteFunction.__call__`` binds its arguments to the signature in Python on every call,
+    which costs about as much as running the small graphs of one explanation. The arrays here
+    are always made to match the signature (dtype and rank), so they go to the traced graph
+    directly through ``_call_flat`` (TensorFlow 2.12 to 2.14), and through the public call
+    where that does not exist.
+
+    With ``inline``, the graph runs on TensorFlow's single-threaded executor (chosen per call with
+    ``tf.experimental.function_executor_type``; nothing process-wide): the operations run one
+    after the other on the calling thread (each kernel still uses TensorFlow's intra-op threads),
+    which saves the hand-over to the inter-op thread pool that dominates a small graph's run.
+    If a graph needs the default executor, its first call falls back to it for good.
+    """
+
+    def __init__(self, function: tf.types.experimental.GenericFunction, signature: Sequence[tf.TensorSpec],
+                 inline: bool = False) -> None:
+        self.function = function.get_concrete_function()
+        self.dtypes = [np.dtype(spec.dtype.as_numpy_dtype) for spec in signature]
+        self.inline = inline
+        self._inline_works = False
+
+    def _run(self, tensors: List[tf.Tensor]) -> Any:
+        flat = getattr(self.function, "_call_flat", None)
+        if flat is not None:
+            return flat(tensors, self.function.captured_inputs)
+        return self.function(*tensors)  # pragma: no cover - another TensorFlow
+
+    def __call__(self, *arrays: np.ndarray) -> Any:
+        tensors = [tf.constant(np.asarray(a, dtype=d)) for a, d in zip(arrays, self.dtypes)]
+        if self.inline:
+            try:
+                with tf.experimental.function_executor_type("SINGLE_THREADED_EXECUTOR"):
+                    out = self._run(tensors)
+            except Exception as err:
+                if self._inline_works:
+                    raise
+                logger.info("%s needs the default executor (%s).", self.function.name, err)
+                self.inline = False
+            else:
+                self._inline_works = True
+                return out
+        return self._run(tensors)
+
+
+class TFBackend:
+    """The TensorFlow 2 implementation of :class:`alibi_countergan.backends.base.Backend`."""
+
+    name = "tensorflow"
+
+    def __init__(self) -> None:
+        require_eager()
+        self.generator: Optional[KerasModel] = None
+        self.discriminator: Optional[KerasModel] = None
+        self._predictor: Any = None
+        self._built = False
+        self._predict_fns: Dict[Tuple[int, Tuple[int, ...]], Tuple[Any, Callable[[np.ndarray], Any]]] = {}
+
+    # the white-box classifier is compiled into the generator step: replacing it recompiles the step
+    @property
+    def predictor(self) -> Any:
+        """The white-box predictor (a ``tf.keras.Model``), or None in black-box mode."""
+        return self._predictor
+
+    @predictor.setter
+    def predictor(self, model: Any) -> None:
+        self._predictor = model
+        if self._built:
+            self._compile()
+
+    def build(self, network: NetworkSpec, training: TrainingSpec, predictor: Any, seed: int,
+              generator: Any = None, discriminator: Any = None) -> None:
+        require_eager()
+        for net, what in ((generator, "generator"), (discriminator, "discriminator")):
+            if net is not None and not isinstance(net, _KERAS.layers.Layer):
+                raise ValueError(f"The tensorflow backend needs the {what} to be a tf.keras.Model, "
+                                 f"got {type(net).__name__}.")
+        if predictor is not None and not isinstance(predictor, _KERAS.Model):
+            raise ValueError(f"White-box training with the tensorflow backend needs a tf.keras.Model predictor, "
+                             f"got {type(predictor).__name__}.")
+        self.network, self.training = network, training
+        self.ops = TFOps()
+        self.space: SpaceTensors = training.space.tensors(self.ops)
+        if generator is None or discriminator is None:
+            default_g, default_d = default_networks(network, seed)
+            generator = default_g if generator is None else generator
+            discriminator = default_d if discriminator is None else discriminator
+        self.generator, self.discriminator = generator, discriminator
+        repair_keras_classes(generator, discriminator, predictor)
+        n, k = network.n_features, network.n_classes
+        zeros = tf.zeros((1, n), tf.float32)
+        generator([zeros, tf.zeros((1, k), tf.float32), zeros], training=False)  # creates the weights
+        discriminator(zeros, training=False)
+        self.g_vars = list(generator.trainable_variables)
+        self.d_vars = list(discriminator.trainable_variables)
+        for variables, what in ((self.g_vars, "generator"), (self.d_vars, "discriminator")):
+            if not variables:
+                raise ValueError(f"The {what} has no trainable weights.")
+
+        def adam(rate: float) -> KerasOptimizer:  # torch's Adam defaults, beta_1 from the spec
+            return _KERAS.optimizers.Adam(learning_rate=rate, beta_1=training.beta_1, beta_2=0.999, epsilon=1e-8)
+
+        self.g_optimizer = adam(training.learning_rate_generator)
+        self.d_optimizer = adam(training.learning_rate_discriminator)
+        self.g_optimizer.build(self.g_vars)
+        self.d_optimizer.build(self.d_vars)
+        self._predictor = predictor
+        self._built = True
+        self._compile()
+
+    # ------------------------------------------------------------------------------------------
+    # compiled functions
+    # ------------------------------------------------------------------------------------------
+
+    def _compile(self) -> None:
+        """Trace-once ``tf.function`` s for the two steps and the forward pass (fixed input signatures)."""
+        n, k, d = self.network.n_features, self.network.n_classes, self.network.discriminator_outputs
+        f32, i64 = tf.float32, tf.int64
+        batch_signature = [
+            tf.TensorSpec((None, n), f32, name="x"), tf.TensorSpec((None, n), f32, name="x_std"),
+            tf.TensorSpec((None, k), f32, name="target_onehot"), tf.TensorSpec((None,), i64, name="target"),
+            tf.TensorSpec((None,), i64, name="d_index"), tf.TensorSpec((None, d), f32, name="real_weights"),
+            tf.TensorSpec((None, n), f32, name="mask"),
+        ]
+        generator, discriminator = self.generator, self.discriminator
+        assert generator is not None and discriminator is not None
+        ops, space, spec = self.ops, self.space, self.training
+
+        def generator_fn(x_std: tf.Tensor, onehot: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+            return generator([x_std, onehot, mask], training=True)
+
+        def discriminator_fn(x_std: tf.Tensor) -> tf.Tensor:
+            return discriminator(x_std, training=True)
+
+        classifier: Optional[Callable[[tf.Tensor], tf.Tensor]] = None
+        if spec.white_box:
+            model, shape = self._predictor, (-1,) + tuple(self.network.feature_shape)
+
+            def classifier(x: tf.Tensor) -> tf.Tensor:
+                return tf.cast(model(tf.reshape(x, shape), training=False), tf.float32)
+
+        # the Python bodies below run only while tracing: repair_keras_classes costs nothing per call
+        def d_step(*arrays: tf.Tensor) -> Dict[str, tf.Tensor]:
+            repair_keras_classes(generator, discriminator)
+            batch = TensorBatch(*arrays)
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(self.d_vars)
+                loss, parts = discriminator_objective(ops, generator_fn, discriminator_fn, batch, space,
+                                                      residual=spec.residual)
+            self.d_optimizer.apply_gradients(zip(tape.gradient(loss, self.d_vars), self.d_vars))
+            return parts
+
+        def g_step(*arrays: tf.Tensor) -> Dict[str, tf.Tensor]:
+            repair_keras_classes(generator, discriminator, self._predictor)
+            batch = TensorBatch(*arrays)
+            # only the generator's weights are watched: the predictor's never get a gradient
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(self.g_vars)
+                loss, parts = generator_objective(ops, generator_fn, discriminator_fn, classifier, batch, space,
+                                                  spec.weights, residual=spec.residual)
+            self.g_optimizer.apply_gradients(zip(tape.gradient(loss, self.g_vars), self.g_vars))
+            return parts
+
+        def forward(x_std: tf.Tensor, onehot: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+            repair_keras_classes(generator)
+            return generator([x_std, onehot, mask], training=False)
+
+        self._d_step = tf.function(d_step, input_signature=batch_signature)
+        self._g_step = tf.function(g_step, input_signature=batch_signature)
+        self._forward = tf.function(forward, input_signature=[batch_signature[1], batch_signature[2],
+                                                              batch_signature[6]])
+        # traced once here; a call then skips tf.function's dispatch and argument binding, which
+        # cost more than running the small graphs of one explanation
+        self._d_step_fn = _Compiled(self._d_step, batch_signature)
+        self._g_step_fn = _Compiled(self._g_step, batch_signature)
+        self._forward_fn = _Compiled(self._forward, self._forward.input_signature, inline=True)
+
+    # ------------------------------------------------------------------------------------------
+    # the Backend surface
+    # ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _arrays(batch: Batch) -> Tuple[np.ndarray, ...]:
+        # the order of TensorBatch's fields
+        return (batch.x, batch.x_std, batch.target_onehot, batch.target, batch.d_index, batch.real_weights,
+                batch.mask)
+
+    def _check_built(self) -> None:
+        if not self._built:
+            raise RuntimeError("The tensorflow backend is not built: call build() first.")
+        require_eager()
+
+    def discriminator_step(self, batch: Batch) -> Dict[str, float]:
+        self._check_built()
+        parts = self._d_step_fn(*self._arrays(batch))
+        return {key: float(value) for key, value in parts.items()}
+
+    def generator_step(self, batch: Batch) -> Dict[str, float]:
+        self._check_built()
+        parts = self._g_step_fn(*self._arrays(batch))
+        return {key: float(value) for key, value in parts.items()}
+
+    def generate(self, x_std: np.ndarray, target_onehot: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        self._check_built()
+        u: np.ndarray = self._forward_fn(x_std, target_onehot, mask).numpy()
+        return u
+
+    def predict(self, model: Any, x: np.ndarray) -> np.ndarray:
+        """The model's output for numpy inputs, from a compiled call of ``model(x, training=False)``.
+
+        The compiled call is traced once per model and instance shape, so that small batches do
+        not pay Keras's per-call overhead (``model.predict`` is never used).
+        """
+        require_eager()
+        x32 = np.asarray(x, dtype=np.float32)
+        key = (id(model), x32.shape[1:])
+        cached = self._predict_fns.get(key)
+        if cached is None or cached[0] is not model:
+            if len(self._predict_fns) >= 8:
+                self._predict_fns.clear()
+
+            def call(inputs: tf.Tensor) -> tf.Tensor:
+                repair_keras_classes(model)
+                return model(inputs, training=False)
+
+            signature = [tf.TensorSpec((None,) + x32.shape[1:], tf.float32)]
+            cached = (model, _Compiled(tf.function(call, input_signature=signature), signature, inline=True))
+            self._predict_fns[key] = cached
+        out = cached[1](x32)
+        return np.asarray(out.numpy() if hasattr(out, "numpy") else out)
+
+    def get_weights(self) -> Dict[str, np.ndarray]:
+        assert self.generator is not None and self.discriminator is not None
+        out = {}
+        for prefix, net in (("generator", self.generator), ("discriminator", self.discriminator)):
+            for name, w in zip(_weight_names(net), net.weights):
+                out[f"{prefix}/{name}"] = np.array(w.numpy(), copy=True)
+        return out
+
+    def set_weights(self, weights: Dict[str, np.ndarray]) -> None:
+        assert self.generator is not None and self.discriminator is not None
+        updates = []  # everything is checked before anything is written
+        for prefix, net in (("generator", self.generator), ("discriminator", self.discriminator)):
+            names = _weight_names(net)
+            given = {k[len(prefix) + 1:]: v for k, v in weights.items() if k.startswith(prefix + "/")}
+            missing, unexpected = sorted(set(names) - set(given)), sorted(set(given) - set(names))
+            if missing or unexpected:
+                raise ValueError(f"The {prefix}'s weights do not match: missing {missing}, unexpected {unexpected}.")
+            for name, w in zip(names, net.weights):
+                value = np.asarray(given[name])
+                if tuple(value.shape) != tuple(w.shape):
+                    raise ValueError(f"The {prefix}'s weight {name} has shape {tuple(w.shape)}, got {value.shape}.")
+                updates.append((w, value.astype(w.dtype.as_numpy_dtype)))
+        for w, value in updates:
+            w.assign(value)
+
+
+def create_backend() -> TFBackend:
+    """A fresh, unbuilt TensorFlow backend.
+
+    Raises
+    ------
+    EagerExecutionRequiredError
+        When TensorFlow's eager execution is off.
+    """
+    return TFBackend()
