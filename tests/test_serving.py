@@ -25,7 +25,8 @@ requests = pytest.importorskip("requests")
 
 import joblib  # noqa: E402
 import torch  # noqa: E402
-from conftest import REPO, mlp, train_torch  # noqa: E402
+from conftest import REPO  # noqa: E402
+from frameworks import TorchFramework  # noqa: E402
 from mlserver.errors import MLServerError  # noqa: E402
 from mlserver.settings import ModelSettings  # noqa: E402
 from mlserver.types import InferenceRequest  # noqa: E402
@@ -44,6 +45,8 @@ pytestmark = pytest.mark.serving
 EXAMPLE = REPO / "examples" / "serving"
 TRAIN_STEPS = 300
 START_TIMEOUT_S = 180
+
+_TORCH = TorchFramework()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,7 +172,7 @@ def test_an_unreachable_classifier_is_a_502_naming_its_address(deployment, X):
 
 def test_load_classifier_reads_each_format(deployment, compas, tmp_path):
     _, X_train, X_test, y_train, _ = compas
-    model = train_torch(mlp(16, 2, X_train), X_train, y_train, epochs=1)
+    model = _TORCH.train(_TORCH.mlp(16, 2, X_train), X_train, y_train, epochs=1)
     torch.jit.save(torch.jit.trace(model, torch.as_tensor(X_train[:2])), str(tmp_path / "model.pt"))
     batch = torch.export.Dim("batch", min=1)
     torch.export.save(torch.export.export(model, (torch.as_tensor(X_train[:2]),), dynamic_shapes=({0: batch},)),

@@ -14,7 +14,9 @@ refuses to run with :class:`EagerExecutionRequiredError`, which explains the alt
 """
 
 import logging
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+import os
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -633,6 +635,38 @@ class TFBackend:
                 updates.append((w, value.astype(w.dtype.as_numpy_dtype)))
         for w, value in updates:
             w.assign(value)
+
+    # -- the saving hook (alibi_countergan.saving.WeightFiles): TensorFlow's own checkpoint format --
+
+    weight_format = "tf.keras.checkpoint"
+
+    def write_weights(self, weights: Mapping[str, np.ndarray], directory: Path) -> List[str]:
+        """Write each network with ``save_weights`` in TensorFlow's checkpoint format.
+
+        The networks are first set to ``weights`` (normally their own current values), so the files
+        hold exactly what was asked for; each network loads them back with ``load_weights``.
+        """
+        assert self.generator is not None and self.discriminator is not None
+        stray = [k for k in weights if k.split("/", 1)[0] not in ("generator", "discriminator")]
+        if stray:
+            raise ValueError(f"Weights outside the generator and the discriminator cannot be saved: {stray[:5]}.")
+        self.set_weights(dict(weights))
+        files: List[str] = []
+        for prefix, net in (("generator", self.generator), ("discriminator", self.discriminator)):
+            before = set(os.listdir(directory))
+            net.save_weights(str(Path(directory) / f"{prefix}.ckpt"), save_format="tf")
+            files += sorted(set(os.listdir(directory)) - before - {"checkpoint"})
+        return files
+
+    def read_weights(self, directory: Path, files: Sequence[str]) -> Dict[str, np.ndarray]:
+        """Inverse of :meth:`write_weights` (the networks must be built); returns the loaded weights."""
+        assert self.generator is not None and self.discriminator is not None
+        for prefix, net in (("generator", self.generator), ("discriminator", self.discriminator)):
+            if f"{prefix}.ckpt.index" not in files:
+                raise ValueError(f"The saved weights list no {prefix}.ckpt checkpoint.")
+            status = net.load_weights(str(Path(directory) / f"{prefix}.ckpt"))
+            status.assert_existing_objects_matched()
+        return self.get_weights()
 
 
 def create_backend() -> TFBackend:
