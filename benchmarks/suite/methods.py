@@ -1,0 +1,89 @@
+"""The compared methods: alibi's gradient searches (paper settings) and the GAN-based explainers."""
+
+from dataclasses import dataclass
+from typing import Any, Dict, List
+
+from benchmarks.suite.data import Dataset
+
+
+@dataclass(frozen=True)
+class Method:
+    """One column of a table.
+
+    Attributes
+    ----------
+    key
+        Folder and JSON name.
+    label
+        Column title.
+    baseline
+        True for alibi's gradient searches (a random subset of instances, TF1 graph mode).
+    white_box
+        Whether the method uses the classifier's gradients.
+    residual
+        False for the plain GAN of the paper (the generator outputs the whole counterfactual).
+    constrained
+        Whether the explainer is told the data set's immutable features.
+    """
+
+    key: str
+    label: str
+    baseline: bool
+    white_box: bool = True
+    residual: bool = True
+    constrained: bool = False
+
+
+RGD = Method("rgd", "Wachter (RGD)", baseline=True)
+CSGP = Method("csgp", "CFProto (CSGP)", baseline=True)
+
+
+def methods(ds: Dataset) -> List[Method]:
+    """The methods compared on a data set, in table order.
+
+    MNIST has no constraints. COMPAS runs the GAN-based methods as in the paper (no constraints)
+    and CounteRGAN again with race, sex and age immutable. Pima's GAN-based methods all keep its
+    immutable features. alibi's searches cannot freeze features: their violations are counted.
+    """
+    pima = ds.name == "pima"
+    out = [RGD, CSGP,
+           Method("gan", "GAN", baseline=False, residual=False, constrained=pima),
+           Method("countergan-wb", "CounteRGAN", baseline=False, constrained=pima),
+           Method("countergan-bb", "CounteRGAN black-box", baseline=False, white_box=False, constrained=pima)]
+    if ds.name == "compas":
+        out += [Method("countergan-wb-immutable", "CounteRGAN, immutable", baseline=False, constrained=True),
+                Method("countergan-bb-immutable", "CounteRGAN black-box, immutable", baseline=False,
+                       white_box=False, constrained=True)]
+    return out
+
+
+def countergan_kwargs(method: Method, ds: Dataset, backend: str, seed: int, train_steps: Any) -> Dict[str, Any]:
+    """Constructor arguments of a GAN-based method: the explainer's defaults plus the data set's description."""
+    kwargs: Dict[str, Any] = {
+        "backend": backend,
+        "method": "white-box" if method.white_box else "black-box",
+        "target_class": ds.target,
+        "residual": method.residual,
+        "seed": seed,
+        "verbose": False,
+    }
+    if ds.is_image:
+        kwargs["feature_range"] = (0.0, 1.0)
+    else:
+        kwargs["feature_range"] = ds.feature_range
+        kwargs["feature_names"] = ds.feature_names
+        if ds.cat_vars:
+            kwargs["cat_vars"] = ds.cat_vars
+    if method.constrained:
+        kwargs["immutable_features"] = list(ds.immutable)
+    if train_steps is not None:
+        kwargs["train_steps"] = int(train_steps)
+    return kwargs
+
+
+# alibi's explainers with the settings of the authors' notebooks (../shared/notes/reproduction.md)
+WACHTER_SETTINGS: Dict[str, Any] = {"distance_fn": "l1", "target_proba": 1.0, "max_iter": 200, "lam_init": 1.0,
+                                    "max_lam_steps": 5, "tol": 0.5, "learning_rate_init": 0.1}
+CFPROTO_SETTINGS: Dict[str, Any] = {"beta": 0.01, "theta": 100.0, "c_init": 1.0, "c_steps": 5,
+                                    "max_iterations": 200}
+CFPROTO_K_IMAGES = 20

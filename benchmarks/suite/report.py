@@ -1,0 +1,435 @@
+"""Tables (markdown, laid out like the paper's), the JSON file with every figure, and Figure 2."""
+
+import datetime
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from alibi_countergan.metrics import mean_interval, median, ratio
+from benchmarks.suite.data import load
+from benchmarks.suite.methods import Method, methods
+from benchmarks.suite.settings import Profile
+
+DOCS_BEGIN = "<!-- benchmark:begin -->"
+DOCS_END = "<!-- benchmark:end -->"
+FIGURE_NAME = "mnist-counterfactuals.png"
+
+TITLES = {
+    "mnist": "MNIST, target class 4 (paper's Table 2)",
+    "compas": "COMPAS, target 'did not reoffend' (paper's Table 3)",
+    "pima": "Pima diabetes, target 'no diabetes', immutable pregnancies, pedigree function and age",
+}
+
+# the issue's targets, with default settings on a 2-core CPU
+MNIST_GAIN, MNIST_REALISM_SLACK, MNIST_L1 = 0.80, 0.05, 80.0
+COMPAS_VALIDITY = 0.90
+SPEEDUP_OVER_CFPROTO = 1000.0
+MNIST_BATCH_S, MNIST_BATCH_ROWS = 5.0, 10000
+FIT_MNIST_S, FIT_TABULAR_S, MNIST_FIT_RSS_MB = 20 * 60.0, 2 * 60.0, 3 * 1024.0
+
+
+# ---------------------------------------------------------------------------------------------
+# collecting the steps' outputs
+# ---------------------------------------------------------------------------------------------
+
+
+def _result(steps: Dict[str, Any], name: str) -> Optional[Dict[str, Any]]:
+    step = steps.get(name)
+    return step["result"] if step and step["ok"] else None
+
+
+def _method_record(method: Method, dataset: str, steps: Dict[str, Any], scores: Dict[str, Any],
+                   n_rows: int) -> Dict[str, Any]:
+    prefix = f"{dataset}/{method.key}"
+    record: Dict[str, Any] = {"label": method.label, "baseline": method.baseline, "white_box": method.white_box,
+                              "residual": method.residual, "constrained": method.constrained,
+                              "quality": scores.get(method.key, {"missing": True})}
+    if method.baseline:
+        shards = [s["result"] for n, s in steps.items() if n.startswith(prefix + "/shard-") and s["ok"]]
+        failed = [n for n, s in steps.items() if n.startswith(prefix + "/shard-") and not s["ok"]]
+        latencies = np.asarray([v for s in shards for v in s["latency_ms"]], dtype=np.float64)
+        mean = mean_interval(latencies)
+        record.update({
+            "shards": len(shards), "failed_shards": failed,
+            "single_median_ms": median(latencies), "single_ms": mean.to_dict(),
+            "single_threads": 1,
+            # one instance per call: the batch time is the sum over the rows a GAN-based method explains
+            "batch_s": mean.mean * n_rows / 1000.0 if latencies.size else math.nan, "batch_extrapolated": True,
+            "fit_s": float(np.mean([s["fit_s"] for s in shards])) if shards else math.nan,
+            "peak_rss_fit_mb": max((s["fit_peak_rss_mb"] for s in shards), default=math.nan),
+            "peak_rss_explain_mb": max((s["explain_peak_rss_mb"] for s in shards), default=math.nan),
+        })
+        return record
+    fit = _result(steps, prefix + "/fit")
+    batch = _result(steps, prefix + "/explain-batch")
+    single = _result(steps, prefix + "/explain-single")
+    record.update({
+        "fit": fit, "explain_batch": {k: v for k, v in (batch or {}).items()},
+        "explain_single": {k: v for k, v in (single or {}).items() if k != "latency_ms"},
+        "single_median_ms": single["median_ms"] if single else math.nan,
+        "single_ms": mean_interval(np.asarray(single["latency_ms"])).to_dict() if single else None,
+        "single_threads": 1,
+        "batch_s": batch["batch_s"] if batch else math.nan, "batch_rows": batch["n"] if batch else 0,
+        "batch_extrapolated": False,
+        "fit_s": fit["fit_s"] if fit else math.nan,
+        "iteration_ms": 1000 * fit["iteration_s"] if fit else math.nan,
+        "train_steps": fit["train_steps"] if fit else None,
+        "peak_rss_fit_mb": fit["peak_rss_mb"] if fit else math.nan,
+        "peak_rss_explain_mb": max(batch["peak_rss_mb"] if batch else math.nan,
+                                   single["peak_rss_mb"] if single else math.nan),
+    })
+    return record
+
+
+def collect(out: Path, profile: Profile, machine: Dict[str, Any], backend: str, steps: Dict[str, Any],
+            total_s: float, data_dir: str) -> Dict[str, Any]:
+    """Everything the run measured, as one JSON-ready dict (also what the tables are made from)."""
+    datasets: Dict[str, Any] = {}
+    for name in profile.datasets:
+        prepare = _result(steps, f"{name}/prepare")
+        if prepare is None:
+            datasets[name] = {"failed": True}
+            continue
+        scores = (_result(steps, f"{name}/evaluate") or {}).get("methods", {})
+        ds = load(name, Path(data_dir), seed=profile.seed, n_train=profile.datasets[name].n_train)
+        records = {m.key: _method_record(m, name, steps, scores, prepare["n_rows"]) for m in methods(ds)}
+        for record in records.values():
+            reference = records["countergan-bb" if not record["white_box"] else "countergan-wb"]
+            record["latency_ratio_to_countergan"] = ratio(record["single_median_ms"], reference["single_median_ms"])
+        entry = {"prepare": prepare, "methods": records, "title": TITLES[name],
+                 "target_class": ds.target_name, "immutable": ds.immutable}
+        entry["targets"] = _targets(name, entry, profile)
+        datasets[name] = entry
+    return {
+        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "profile": profile.to_dict(), "backend": backend, "machine": machine, "total_s": total_s,
+        "data_dir": data_dir, "datasets": datasets,
+        "steps": {n: {"ok": s["ok"], "seconds": round(s["seconds"], 2)} for n, s in steps.items()},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# targets
+# ---------------------------------------------------------------------------------------------
+
+
+def _q(record: Dict[str, Any], metric: str, part: str = "all") -> float:
+    quality = record.get("quality", {})
+    if quality.get("missing") or part not in quality or metric not in quality[part]:
+        return math.nan
+    return float(quality[part][metric]["mean"])
+
+
+def _check(row: str, text: str, values: Dict[str, float], ok: Callable[[float], bool], fmt: str,
+           applicable: bool = True, why_not: str = "") -> Dict[str, Any]:
+    """One target: met when every named method's value passes (a missing value fails it)."""
+    if not applicable:
+        return {"row": row, "target": text, "met": None, "detail": why_not}
+    met = all(math.isfinite(v) and ok(v) for v in values.values())
+    detail = ", ".join(f"{k} {format(v, fmt) if math.isfinite(v) else 'n/a'}" for k, v in values.items())
+    return {"row": row, "target": text, "met": met, "detail": detail}
+
+
+def _targets(name: str, entry: Dict[str, Any], profile: Profile) -> List[Dict[str, Any]]:
+    m = entry["methods"]
+    full = profile.name == "full"
+    quick_note = "not judged in the quick profile (few training steps, small subsets)"
+    csgp = m["csgp"]["single_median_ms"]
+    out = []
+    if name == "mnist":
+        both = {"white-box": m["countergan-wb"], "black-box": m["countergan-bb"]}
+        test_error = entry["prepare"]["reference_realism"]["test"]
+        limit = (1 + MNIST_REALISM_SLACK) * test_error
+        out += [
+            _check("gain", f">= {MNIST_GAIN:.2f}", {k: _q(r, "gain") for k, r in both.items()},
+                   lambda v: v >= MNIST_GAIN, ".3f", full, quick_note),
+            _check("realism", f"<= {limit:.2f} (test set {test_error:.2f} + 5%)",
+                   {k: _q(r, "realism") for k, r in both.items()}, lambda v: v <= limit, ".2f", full, quick_note),
+            _check("l1", f"<= {MNIST_L1:.0f}", {k: _q(r, "l1") for k, r in both.items()}, lambda v: v <= MNIST_L1,
+                   ".1f", full, quick_note),
+        ]
+        rows = m["countergan-wb"].get("batch_rows", 0)
+        out.append(_check("batch", f"< {MNIST_BATCH_S:.0f} s for {MNIST_BATCH_ROWS:,} images",
+                          {k: r["batch_s"] for k, r in both.items()}, lambda v: v < MNIST_BATCH_S, ".2f",
+                          rows >= MNIST_BATCH_ROWS, f"the batch had {rows} images"))
+    if name == "compas":
+        both = {"white-box": m["countergan-wb-immutable"], "black-box": m["countergan-bb-immutable"]}
+        rgd_l1 = _q(m["rgd"], "l1")
+        out += [
+            _check("validity", f">= {COMPAS_VALIDITY:.0%} turned favourable (immutable race, sex, age)",
+                   {k: _q(r, "validity") for k, r in both.items()}, lambda v: v >= COMPAS_VALIDITY, ".3f", full,
+                   quick_note),
+            _check("l1", f"<= Wachter's L1 ({rgd_l1:.2f})", {k: _q(r, "l1") for k, r in both.items()},
+                   lambda v: v <= rgd_l1, ".2f", full, quick_note),
+            _check("immutable", "0 immutable features changed", {k: _q(r, "immutable") for k, r in both.items()},
+                   lambda v: v == 0, ".3f"),
+        ]
+    main = {"white-box": m["countergan-wb"], "black-box": m["countergan-bb"]}
+    out.append(_check("latency_ratio", f">= {SPEEDUP_OVER_CFPROTO:,.0f}x faster than CFProto",
+                      {k: csgp / r["single_median_ms"] if r["single_median_ms"] > 0 else math.nan
+                       for k, r in main.items()}, lambda v: v >= SPEEDUP_OVER_CFPROTO, ",.0f"))
+    limit_s = FIT_MNIST_S if name == "mnist" else FIT_TABULAR_S
+    out.append(_check("fit", f"< {limit_s / 60:.0f} min", {k: r["fit_s"] for k, r in main.items()},
+                      lambda v: v < limit_s, ".0f"))
+    if name == "mnist":
+        out.append(_check("rss_fit", f"< {MNIST_FIT_RSS_MB / 1024:.0f} GB",
+                          {k: r["peak_rss_fit_mb"] for k, r in main.items()}, lambda v: v < MNIST_FIT_RSS_MB, ".0f"))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# markdown
+# ---------------------------------------------------------------------------------------------
+
+
+def _pm(interval: Optional[Dict[str, float]], digits: int) -> str:
+    if not interval or not math.isfinite(interval.get("mean", math.nan)):
+        return "n/a"
+    hw = interval["half_width"]
+    return f"{interval['mean']:.{digits}f} ± {hw:.{digits}f}" if math.isfinite(hw) else f"{interval['mean']:.{digits}f}"
+
+
+def _num(value: Optional[float], digits: int = 0, suffix: str = "") -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value:,.{digits}f}{suffix}"
+
+
+def _sig(value: Optional[float]) -> str:
+    """Three significant digits, thousands separated."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.{max(0, 2 - int(math.floor(math.log10(abs(value)))) if value else 2)}f}"
+
+
+def _target_cell(targets: List[Dict[str, Any]], row: str) -> str:
+    cells = []
+    for t in targets:
+        if t["row"] != row:
+            continue
+        if t["met"] is None:
+            cells.append(f"{t['target']}: not judged ({t['detail']})")
+        else:
+            cells.append(f"{t['target']}: **{'met' if t['met'] else 'MISSED'}** ({t['detail']})")
+    return "; ".join(cells)
+
+
+def dataset_markdown(name: str, entry: Dict[str, Any], profile: Dict[str, Any]) -> str:
+    """One data set's table: metrics as rows, methods as columns, and a targets column."""
+    if entry.get("failed"):
+        return f"### {TITLES[name]}\n\nThe preparation of this data set failed; see the logs.\n"
+    prep = entry["prepare"]
+    records: Dict[str, Dict[str, Any]] = entry["methods"]
+    keys = list(records)
+    tabular = name != "mnist"
+    digits = 2 if tabular else 1
+    ref = prep["reference_realism"]
+    targets = entry["targets"]
+    baseline_n = max((records[k]["quality"].get("n", 0) for k in keys if records[k]["baseline"]), default=0)
+
+    def quality(metric: str, fmt: int, part: str = "all") -> List[str]:
+        cells = []
+        for k in keys:
+            q = records[k]["quality"]
+            cells.append("failed" if q.get("missing") else _pm(q.get(part, {}).get(metric), fmt))
+        return cells
+
+    def share(metric: str) -> List[str]:
+        cells = []
+        for k in keys:
+            q = records[k]["quality"]
+            iv = None if q.get("missing") else q["all"].get(metric)
+            cells.append("failed" if iv is None else f"{100 * iv['mean']:.1f}%")
+        return cells
+
+    rows: List[Tuple[str, List[str], str]] = [
+        ("↑ Prediction gain", quality("gain", 2), "gain"),
+        ("↑ Validity (share of the target class)", quality("validity", 3), "validity"),
+        (f"↓ Realism (test set {ref['test']:.2f}, noise {ref['noise']:.2f})", quality("realism", 2), "realism"),
+        ("↓ L1 distance", quality("l1", digits), "l1"),
+        ("↓ L0 (features changed)", quality("l0", 1), "l0"),
+    ]
+    if entry["immutable"]:
+        rows.append((f"↓ Rows changing an immutable feature ({', '.join(_short(entry['immutable']))})",
+                     share("immutable_share"), "immutable"))
+    rows.append(("↓ Rows breaking a constraint (range, one-hot" + (", immutable" if entry["immutable"] else "") + ")",
+                 share("violations_share"), "violations"))
+    rows += [
+        ("↓ Latency, one instance (ms, median, 1 thread)", [_sig(records[k]["single_median_ms"]) for k in keys],
+         "latency"),
+        ("↓ Latency ratio to CounteRGAN (same box)",
+         [_ratio_cell(records[k]) for k in keys], "latency_ratio"),
+        (f"↓ Batch latency (s, {prep['n_rows']:,} rows, {profile['threads']} threads)",
+         [("≈ " if records[k]["batch_extrapolated"] else "") + _sig(records[k]["batch_s"]) for k in keys], "batch"),
+        ("↓ Fit time (s)", [_num(records[k]["fit_s"], 1) for k in keys], "fit"),
+        ("↓ Peak memory of fit (MB)", [_num(records[k]["peak_rss_fit_mb"]) for k in keys], "rss_fit"),
+        ("↓ Peak memory of explain (MB)", [_num(records[k]["peak_rss_explain_mb"]) for k in keys], "rss_explain"),
+        ("Instances", [_num(records[k]["quality"].get("n")) for k in keys], "n"),
+    ]
+    header = "| | " + " | ".join(records[k]["label"] for k in keys) + " | target |"
+    lines = [f"### {TITLES[name]}", "",
+             _intro(name, entry, profile, baseline_n), "",
+             header, "|---" * (len(keys) + 2) + "|"]
+    for label, cells, row in rows:
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {_target_cell(targets, row)} |")
+    lines.append("")
+    subset_keys = [k for k in keys if not records[k]["baseline"] and "subset" in records[k]["quality"]]
+    if subset_keys and baseline_n:
+        lines += [f"The GAN-based methods on the same {baseline_n} instances as alibi's searches:", "",
+                  "| | " + " | ".join(records[k]["label"] for k in subset_keys) + " |",
+                  "|---" * (len(subset_keys) + 1) + "|"]
+        for label, metric, fmt in (("↑ Prediction gain", "gain", 2), ("↑ Validity", "validity", 3),
+                                   ("↓ Realism", "realism", 2), ("↓ L1 distance", "l1", digits)):
+            lines.append(f"| {label} | " + " | ".join(_pm(records[k]["quality"]["subset"].get(metric), fmt)
+                                                    for k in subset_keys) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _short(names: List[str]) -> List[str]:
+    out: List[str] = []
+    for n in names:
+        base = n.split("=")[0]
+        if base not in out:
+            out.append(base)
+    return out
+
+
+def _ratio_cell(record: Dict[str, Any]) -> str:
+    r = record.get("latency_ratio_to_countergan")
+    if r is None:
+        return "n/a"
+    return "1" if not record["baseline"] and abs(r - 1) < 1e-9 else f"{r:,.0f}x" if r >= 10 else f"{r:.1f}x"
+
+
+def _intro(name: str, entry: Dict[str, Any], profile: Dict[str, Any], baseline_n: int) -> str:
+    prep = entry["prepare"]
+    rows = prep["n_rows"]
+    what = (f"all {rows:,} test images" if name == "mnist" and rows == prep["n_test"] else
+            f"{rows:,} test images" if name == "mnist" else
+            f"the {rows:,} test rows the classifier predicts '{_other(name)}' (of {prep['n_test']:,})")
+    steps = {r.get("train_steps") for r in entry["methods"].values() if not r["baseline"]} - {None}
+    return (f"Classifier test accuracy {prep['accuracy']:.3f}; {prep['n_train']:,} training rows. GAN-based methods: "
+            f"{what}, {'/'.join(str(s) for s in sorted(steps)) or '?'} training iterations; alibi's searches: "
+            f"{baseline_n} of those instances drawn at random. Mean ± 95% interval.")
+
+
+def _other(name: str) -> str:
+    return {"compas": "reoffended", "pima": "diabetes"}.get(name, "other")
+
+
+def markdown(results: Dict[str, Any]) -> str:
+    """All tables with a header naming the machine and the run."""
+    m = results["machine"]
+    p = results["profile"]
+    v = m["versions"]
+    lines = [
+        f"Profile `{p['name']}`, {results['created']}, {results['total_s'] / 60:.1f} minutes in all. "
+        f"Machine: {m['cpu']}, {m['cores_available']} cores available, {m['memory_gb']} GB; load average at the start "
+        f"{m['load_average_at_start'][0]}. CounteRGAN backend: {results['backend']}; fits and batches with "
+        f"{p['threads']} threads, single-instance latencies with 1 thread; alibi's searches in "
+        f"{p['baseline_workers']} single-threaded processes. Python {m['python']}, alibi {v['alibi']}, "
+        f"TensorFlow {v['tensorflow']}, PyTorch {v['torch']}, "
+        f"alibi-countergan {v['alibi-countergan'] or 'from source'} "
+        f"(commit {m['commit']}).",
+        "",
+    ]
+    for name, entry in results["datasets"].items():
+        lines.append(dataset_markdown(name, entry, p))
+    failed = [n for n, s in results["steps"].items() if not s["ok"]]
+    if failed:
+        lines += [f"Failed steps: {', '.join(failed)} (see the logs).", ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# files
+# ---------------------------------------------------------------------------------------------
+
+
+def write(out: Path, results: Dict[str, Any]) -> List[Path]:
+    """``report.md``, ``results.json`` and (with MNIST) the figure, in ``out``."""
+    paths = [out / "report.md", out / "results.json"]
+    figure_png = out / FIGURE_NAME
+    if figure(out / "mnist" / "figure.npz", results, figure_png):
+        paths.append(figure_png)
+    text = markdown(results)
+    if figure_png.is_file():
+        text += f"\n![Counterfactuals of a 7 and a 9 towards 4]({FIGURE_NAME})\n"
+    paths[0].write_text(text)
+    paths[1].write_text(json.dumps(results, indent=1, default=_json_default))
+    return paths
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def update_docs(path: Path, results: Dict[str, Any], out: Path) -> None:
+    """Put the report between the markers of a markdown file, and the figure in its ``images/`` folder."""
+    text = path.read_text() if path.is_file() else f"# Benchmarks\n\n{DOCS_BEGIN}\n{DOCS_END}\n"
+    if DOCS_BEGIN not in text or DOCS_END not in text:
+        raise ValueError(f"{path} lacks the markers {DOCS_BEGIN} and {DOCS_END}.")
+    body = markdown(results)
+    source = out / FIGURE_NAME
+    if source.is_file():
+        images = path.parent / "images"
+        images.mkdir(exist_ok=True)
+        shutil.copyfile(source, images / FIGURE_NAME)
+        body += f"\n![Counterfactuals of a 7 and a 9 towards 4](images/{FIGURE_NAME})\n"
+    before, rest = text.split(DOCS_BEGIN, 1)
+    _, after = rest.split(DOCS_END, 1)
+    path.write_text(f"{before}{DOCS_BEGIN}\n{body}\n{DOCS_END}{after}")
+
+
+def figure(npz: Path, results: Dict[str, Any], png: Path) -> bool:
+    """The paper's Figure 2: per method, original, change, counterfactual and reconstruction error of two digits."""
+    if not npz.is_file():
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with np.load(npz) as f:
+        data = {k: f[k] for k in f.files}
+    records = results["datasets"]["mnist"]["methods"]
+    keys = [k for k in records if f"{k}/cf" in data]
+    if not keys:
+        return False
+    n_digits = len(data["rows"])
+    fig, axes = plt.subplots(4, len(keys) * n_digits, figsize=(1.55 * len(keys) * n_digits, 7.4), squeeze=False)
+    for d in range(n_digits):
+        x = data["original"][d, ..., 0]
+        for j, key in enumerate(keys):
+            col = d * len(keys) + j
+            cf = data[f"{key}/cf"][d, ..., 0]
+            error = np.abs(data[f"{key}/reconstruction"][d, ..., 0] - cf)
+            panels = [(x, "gray", 0, 1), (cf - x, "gray", -1, 1), (cf, "gray", 0, 1), (error, "inferno", 0, 1)]
+            for row, (image, cmap, lo, hi) in enumerate(panels):
+                ax = axes[row, col]
+                ax.imshow(image, cmap=cmap, vmin=lo, vmax=hi)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            axes[0, col].set_title(records[key]["label"].replace(" black-box", "\nblack-box"), fontsize=8)
+            axes[2, col].set_xlabel(f"C4 = {data[f'{key}/proba'][d]:.2f}", fontsize=7)
+            axes[3, col].set_xlabel(f"realism {data[f'{key}/realism'][d]:.2f}", fontsize=7)
+    for row, label in enumerate(("original", "change", "counterfactual", "reconstruction\nerror")):
+        axes[row, 0].set_ylabel(label, fontsize=8)
+    fig.suptitle("Counterfactuals towards 4 (change: black negative, white positive, grey zero)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return True

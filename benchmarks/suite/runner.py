@@ -1,0 +1,221 @@
+"""Runs the benchmark: every step in a worker process, then the report.
+
+Order: for each data set, ``prepare`` (models and rows); the GAN-based methods one after the
+other (fit with all threads, one batch explanation with all threads, single-instance latency
+with one thread); alibi's searches on the instance subset, split into shards that run in
+parallel single-threaded processes (one per core: each call is a long chain of tiny graph
+executions that a second thread does not speed up); ``evaluate``; and the report.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from benchmarks.suite import report, settings, system
+from benchmarks.suite.data import load
+from benchmarks.suite.methods import methods
+
+
+@dataclass
+class Step:
+    """One worker process to run."""
+
+    name: str
+    task: Dict[str, Any]
+    log: Path
+    result: Dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    ok: bool = False
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def default_backend() -> str:
+    """TensorFlow when this alibi-countergan has its TensorFlow backend (the classifiers are Keras), else PyTorch."""
+    if importlib.util.find_spec("tensorflow") is not None and \
+            importlib.util.find_spec("alibi_countergan.backends.tensorflow") is not None:
+        return "tensorflow"
+    return "pytorch"
+
+
+def run_step(step: Step) -> Step:
+    """Run a worker process for the step; its output JSON becomes ``step.result``."""
+    step.log.parent.mkdir(parents=True, exist_ok=True)
+    task_file = step.log.with_suffix(".task.json")
+    output = step.log.with_suffix(".json")
+    step.task["output"] = str(output)
+    task_file.write_text(json.dumps(step.task, indent=1))
+    env = dict(os.environ)
+    env.update(system.thread_environment(step.task["threads"]))
+    env["PYTHONPATH"] = os.pathsep.join([str(settings.REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    start = time.perf_counter()
+    with open(step.log, "w") as log:
+        code = subprocess.call([sys.executable, "-m", "benchmarks.suite.worker", str(task_file)], cwd=settings.REPO,
+                               env=env, stdout=log, stderr=subprocess.STDOUT)
+    step.seconds = time.perf_counter() - start
+    step.result = json.loads(output.read_text()) if output.is_file() else {"error": f"exit code {code}, no output"}
+    step.ok = code == 0 and "error" not in step.result
+    if not step.ok:
+        tail = step.log.read_text().splitlines()[-15:]
+        _log(f"FAILED {step.name} ({step.result.get('error', code)}); log {step.log}:\n    " + "\n    ".join(tail))
+    return step
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.suite",
+                                     description="CounteRGAN against alibi's counterfactual searches (the paper's "
+                                                 "Tables 2 and 3, and Pima).")
+    parser.add_argument("--profile", choices=sorted(settings.PROFILES), default="full",
+                        help="full (tox -e bench) or quick (tox -e bench-quick, CI)")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder holding mnist.npz, compas-scores-two-years.csv and pima-indians-diabetes.csv "
+                             "(default: $COUNTERGAN_DATA_DIR, else ../shared/data)")
+    parser.add_argument("--cache-dir", default=str(settings.DEFAULT_CACHE_DIR),
+                        help="trained classifiers and autoencoders (default: benchmarks/cache)")
+    parser.add_argument("--results-dir", default=str(settings.DEFAULT_RESULTS_DIR),
+                        help="outputs; each profile writes a folder of its own (default: benchmarks/results)")
+    parser.add_argument("--datasets", nargs="+", choices=sorted(settings.DATA_FILES), default=None,
+                        help="run only these data sets")
+    parser.add_argument("--backend", choices=("auto", "tensorflow", "pytorch"), default="auto",
+                        help="CounteRGAN's backend; auto: tensorflow when installed (the classifiers are Keras "
+                             "models; with pytorch, white-box methods use an exact PyTorch port)")
+    parser.add_argument("--threads", type=int, default=None, help="threads for fits and batches (default: 2)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="parallel single-threaded processes for alibi's searches (default: 2)")
+    parser.add_argument("--n-baseline", type=int, default=None, help="instances for alibi's searches")
+    parser.add_argument("--docs", default=None,
+                        help="also write the report into this markdown file, between its benchmark markers "
+                             "(docs/benchmarks.md), and copy the figure next to it")
+    args = parser.parse_args(argv)
+
+    profile = settings.profile(args.profile, threads=args.threads, workers=args.workers,
+                               datasets=tuple(args.datasets) if args.datasets else None, n_baseline=args.n_baseline)
+    data_dir = settings.data_dir(args.data_dir)
+    for name in profile.datasets:  # fail early, naming the missing file
+        settings.data_file(data_dir, name)
+    backend = default_backend() if args.backend == "auto" else args.backend
+    out = Path(args.results_dir).resolve() / profile.name
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    cache = Path(args.cache_dir).resolve()
+    machine = system.machine(settings.REPO)
+    _log(f"profile {profile.name}: data sets {list(profile.datasets)}, backend {backend}, {profile.threads} threads, "
+         f"{profile.baseline_workers} baseline workers; data {data_dir}; results {out}")
+    _log(f"machine: {machine['cpu']}, {machine['cores_available']} cores available, "
+         f"load {machine['load_average_at_start']}")
+    started = time.perf_counter()
+    steps: Dict[str, Step] = {}
+
+    def task(kind: str, dataset: str, threads: int, **extra: Any) -> Dict[str, Any]:
+        dataset_dir = out / dataset
+        t = {"kind": kind, "dataset": dataset, "data_dir": str(data_dir), "cache_dir": str(cache),
+             "dataset_dir": str(dataset_dir), "dataset_profile": profile.to_dict()["datasets"][dataset],
+             "seed": profile.seed, "threads": threads, "backend": backend}
+        t.update(extra)
+        if "method" in t:
+            t["method_dir"] = str(dataset_dir / t["method"])
+            Path(t["method_dir"]).mkdir(parents=True, exist_ok=True)
+        return t
+
+    def sequential(name: str, t: Dict[str, Any]) -> Step:
+        _log(f"{name} ...")
+        step = run_step(Step(name, t, out / "logs" / f"{name.replace('/', '-')}.log"))
+        steps[name] = step
+        if step.ok:
+            _log(f"{name} done in {step.seconds:.1f} s{_brief(step.result)}")
+        return step
+
+    for dataset in profile.datasets:
+        (out / dataset).mkdir(parents=True, exist_ok=True)
+        prepared = sequential(f"{dataset}/prepare", task("prepare", dataset, profile.threads))
+        if not prepared.ok:
+            continue
+        (out / dataset / "prepare.json").write_text(json.dumps(prepared.result, indent=1))
+        ds = load(dataset, data_dir, seed=profile.seed, n_train=profile.datasets[dataset].n_train)
+        for method in methods(ds):
+            if method.baseline:
+                continue
+            name = f"{dataset}/{method.key}"
+            if not sequential(f"{name}/fit", task("fit", dataset, profile.threads, method=method.key)).ok:
+                continue
+            sequential(f"{name}/explain-batch", task("explain-batch", dataset, profile.threads, method=method.key))
+            sequential(f"{name}/explain-single", task("explain-single", dataset, 1, method=method.key))
+
+    # alibi's searches: shards in parallel single-threaded processes
+    jobs = []
+    for dataset in profile.datasets:
+        if f"{dataset}/prepare" not in steps or not steps[f"{dataset}/prepare"].ok:
+            continue
+        ds = load(dataset, data_dir, seed=profile.seed, n_train=profile.datasets[dataset].n_train)
+        for method in methods(ds):
+            if not method.baseline:
+                continue
+            for shard in range(profile.baseline_workers):
+                name = f"{dataset}/{method.key}/shard-{shard}"
+                jobs.append(Step(name, task("baseline", dataset, 1, method=method.key,
+                                            shard=[shard, profile.baseline_workers]),
+                                 out / "logs" / f"{name.replace('/', '-')}.log"))
+    if jobs:
+        _log(f"alibi's searches: {len(jobs)} shards on {profile.baseline_workers} processes ...")
+        with ThreadPoolExecutor(max_workers=profile.baseline_workers) as pool:
+            for step in pool.map(run_step, jobs):
+                steps[step.name] = step
+                if step.ok:
+                    _log(f"{step.name} done in {step.seconds:.1f} s ({len(step.result['rows'])} instances, "
+                         f"median {_median(step.result['latency_ms']):.0f} ms)")
+
+    for dataset in profile.datasets:
+        if f"{dataset}/prepare" in steps and steps[f"{dataset}/prepare"].ok:
+            step = sequential(f"{dataset}/evaluate", task("evaluate", dataset, profile.threads))
+            if step.ok:
+                (out / dataset / "scores.json").write_text(json.dumps(step.result, indent=1))
+
+    total = time.perf_counter() - started
+    failed = [name for name, s in steps.items() if not s.ok]
+    results = report.collect(out, profile, machine, backend, {n: _step_record(s) for n, s in steps.items()}, total,
+                             str(data_dir))
+    paths = report.write(out, results)
+    if args.docs:
+        report.update_docs(Path(args.docs), results, out)
+    _log(f"finished in {total / 60:.1f} min; {len(failed)} failed steps{': ' + ', '.join(failed) if failed else ''}")
+    for p in paths:
+        _log(f"wrote {p}")
+    print()
+    print(report.markdown(results))
+    return 1 if failed else 0
+
+
+def _step_record(step: Step) -> Dict[str, Any]:
+    return {"ok": step.ok, "seconds": step.seconds, "result": step.result, "log": str(step.log)}
+
+
+def _median(values: List[float]) -> float:
+    v = sorted(values)
+    if not v:
+        return float("nan")
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else 0.5 * (v[mid - 1] + v[mid])
+
+
+def _brief(result: Dict[str, Any]) -> str:
+    if "fit_s" in result and "iteration_s" in result:
+        return f" (fit {result['fit_s']:.1f} s, {1000 * result['iteration_s']:.0f} ms/iteration)"
+    if "batch_s" in result:
+        return f" ({result['n']} rows in {result['batch_s']:.3f} s)"
+    if "median_ms" in result:
+        return f" (median {result['median_ms']:.2f} ms)"
+    if "accuracy" in result:
+        return f" (classifier accuracy {result['accuracy']:.4f})"
+    return ""

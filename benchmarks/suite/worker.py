@@ -1,0 +1,338 @@
+"""One benchmark step, in a process of its own: ``python -m benchmarks.suite.worker TASK.json``.
+
+A process per step keeps the measures clean: each fit and each explanation phase has its own
+peak memory, thread settings and warm-up, and alibi's TF1 explainers never share a process with
+eager TensorFlow code (they also run in a private ``tf.Graph`` and session).
+
+Steps (``task['kind']``):
+
+- ``prepare``: train or load the classifier and the autoencoder, choose the rows to explain.
+- ``fit``: fit a GAN-based explainer and save it.
+- ``explain-batch``: load it, explain all rows in one call (batch latency), save the counterfactuals.
+- ``explain-single``: load it, time many warm single-instance calls (single-thread).
+- ``baseline``: run alibi's ``Counterfactual`` or ``CounterfactualProto`` on a shard of the subset.
+- ``evaluate``: score every method's counterfactuals with the same classifier and autoencoder.
+"""
+
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Tuple
+
+import numpy as np
+
+from benchmarks.suite import system
+from benchmarks.suite.data import Dataset, load
+from benchmarks.suite.methods import (
+    CFPROTO_K_IMAGES,
+    CFPROTO_SETTINGS,
+    WACHTER_SETTINGS,
+    Method,
+    countergan_kwargs,
+    methods,
+)
+from benchmarks.suite.models import Models, ensure_models
+
+
+def _dataset(task: Dict[str, Any]) -> Dataset:
+    return load(task["dataset"], Path(task["data_dir"]), seed=task["seed"], n_train=task["dataset_profile"]["n_train"])
+
+
+def _method(ds: Dataset, key: str) -> Method:
+    for m in methods(ds):
+        if m.key == key:
+            return m
+    raise ValueError(f"Unknown method {key!r} for {ds.name}.")
+
+
+def _rows(task: Dict[str, Any]) -> Dict[str, np.ndarray]:
+    with np.load(Path(task["dataset_dir"]) / "rows.npz") as f:
+        return {k: f[k] for k in f.files}
+
+
+def _models(task: Dict[str, Any]) -> Models:
+    return Models.from_dict(json.loads((Path(task["dataset_dir"]) / "prepare.json").read_text())["models"])
+
+
+# ---------------------------------------------------------------------------------------------
+# prepare
+# ---------------------------------------------------------------------------------------------
+
+
+def prepare(task: Dict[str, Any]) -> Dict[str, Any]:
+    """Models (cached), the rows to explain, the baseline subset and the reference realism errors."""
+    from alibi_countergan.metrics import reconstruction_error
+    from benchmarks.suite.models import load_autoencoder, load_classifier, predict
+
+    ds = _dataset(task)
+    dp = task["dataset_profile"]
+    seed = task["seed"]
+    data_path = Path(task["data_dir"]) / {"mnist": "mnist.npz", "compas": "compas-scores-two-years.csv",
+                                          "pima": "pima-indians-diabetes.csv"}[ds.name]
+    models = ensure_models(ds, Path(task["cache_dir"]), data_path, dp["classifier_epochs"], dp["autoencoder_epochs"],
+                           seed)
+    classifier = load_classifier(ds, models.classifier)
+    autoencoder, _ = load_autoencoder(ds, models.autoencoder)
+    proba = predict(classifier, ds.X_test)
+    rng = np.random.default_rng(seed)
+    if ds.is_image:
+        rows = np.arange(len(ds.X_test))  # the paper's protocol: every test image, target 4
+    else:
+        rows = np.flatnonzero(proba.argmax(1) != ds.target)  # recourse: every row predicted unfavourable
+    if dp["n_test"] is not None and dp["n_test"] < len(rows):
+        rows = np.sort(rng.choice(rows, dp["n_test"], replace=False))
+    subset = np.sort(rng.choice(rows, min(dp["n_baseline"], len(rows)), replace=False))
+    single = rng.choice(rows, dp["single_calls"], replace=dp["single_calls"] > len(rows))
+    outside = np.setdiff1d(np.arange(len(ds.X_test)), subset)
+    warmup = int(outside[0]) if len(outside) else int(rows[0])
+    np.savez(Path(task["dataset_dir"]) / "rows.npz", rows=rows, subset=subset, single=single,
+             warmup=np.array([warmup]))
+
+    test_error = reconstruction_error(ds.X_test, predict(autoencoder, ds.X_test))
+    lower, upper = (np.broadcast_to(b, (1,) + ds.X_test.shape[1:]) for b in ds.feature_range)
+    noise = (lower + (upper - lower) * rng.random((len(ds.X_test),) + ds.X_test.shape[1:])).astype(np.float32)
+    noise_error = reconstruction_error(noise, predict(autoencoder, noise))
+    target_rows = ds.y_test == ds.target
+    accuracy = float(np.mean(proba.argmax(1) == ds.y_test))
+    return {
+        "models": models.to_dict(),
+        "accuracy": accuracy,
+        "n_train": int(len(ds.X_train)),
+        "n_test": int(len(ds.X_test)),
+        "n_rows": int(len(rows)),
+        "n_subset": int(len(subset)),
+        "predicted_target_share": float(np.mean(proba.argmax(1) == ds.target)),
+        "reference_realism": {
+            "test": float(test_error.mean()),
+            "test_half_width": float(1.96 * test_error.std(ddof=1) / np.sqrt(len(test_error))),
+            "test_target_class": float(test_error[target_rows].mean()) if target_rows.any() else None,
+            "noise": float(noise_error.mean()),
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# GAN-based methods
+# ---------------------------------------------------------------------------------------------
+
+
+def _predictor(ds: Dataset, models: Models, method: Method, backend: str) -> Any:
+    """The classifier as the method sees it: a model of the backend's framework (white-box) or a function."""
+    from benchmarks.suite.models import keras_function, load_classifier, torch_classifier
+
+    keras_model = load_classifier(ds, models.classifier)
+    if not method.white_box:
+        return keras_function(keras_model)
+    if backend == "tensorflow":
+        return keras_model
+    return torch_classifier(ds, models.classifier)
+
+
+def fit(task: Dict[str, Any]) -> Dict[str, Any]:
+    """Fit a GAN-based explainer on the training rows, time it, save it."""
+    from alibi_countergan import CounteRGAN
+    from alibi_countergan.saving import save
+
+    ds = _dataset(task)
+    method = _method(ds, task["method"])
+    predictor = _predictor(ds, _models(task), method, task["backend"])
+    kwargs = countergan_kwargs(method, ds, task["backend"], task["seed"], task["dataset_profile"]["train_steps"])
+    explainer = CounteRGAN(predictor, ds.shape, **kwargs)
+    rss_before = system.rss_mb()
+    system.reset_peak()
+    start = time.perf_counter()
+    explainer.fit(ds.X_train)
+    fit_s = time.perf_counter() - start
+    peak = system.peak_rss_mb()
+    save(explainer, Path(task["method_dir"]) / "explainer")
+    last = explainer.history_[-1] if explainer.history_ else {}
+    return {"fit_s": fit_s, "peak_rss_mb": peak, "rss_before_mb": rss_before, "train_steps": explainer.train_steps,
+            "iteration_s": fit_s / explainer.train_steps, "params": _jsonable(explainer.meta["params"]),
+            "final_losses": last}
+
+
+def _load_explainer(task: Dict[str, Any]) -> Tuple[Dataset, Any]:
+    from alibi_countergan.saving import load as load_explainer
+
+    ds = _dataset(task)
+    method = _method(ds, task["method"])
+    predictor = _predictor(ds, _models(task), method, task["backend"])
+    return ds, load_explainer(Path(task["method_dir"]) / "explainer", predictor)
+
+
+def explain_batch(task: Dict[str, Any]) -> Dict[str, Any]:
+    """All rows in one ``explain`` call (after a warm-up), and the counterfactuals."""
+    rss_start = system.rss_mb()
+    ds, explainer = _load_explainer(task)
+    rows = _rows(task)["rows"]
+    x = ds.X_test[rows]
+    explainer.explain(x[:1], target_class=ds.target)  # warm-up: traces and allocates once
+    explainer.explain(x[:256], target_class=ds.target)
+    rss_loaded = system.rss_mb()
+    system.reset_peak()
+    start = time.perf_counter()
+    explanation = explainer.explain(x, target_class=ds.target)
+    batch_s = time.perf_counter() - start
+    peak = system.peak_rss_mb()
+    np.savez_compressed(Path(task["method_dir"]) / "counterfactuals.npz", rows=rows,
+                        cf=explanation.cf["X"].astype(np.float32))
+    return {"batch_s": batch_s, "n": int(len(rows)), "peak_rss_mb": peak, "rss_loaded_mb": rss_loaded,
+            "rss_start_mb": rss_start}
+
+
+def explain_single(task: Dict[str, Any]) -> Dict[str, Any]:
+    """Single-instance latency: the median of many warm calls, each on one instance."""
+    ds, explainer = _load_explainer(task)
+    rows = _rows(task)
+    single = rows["single"]
+    for r in single[:10]:  # warm-up
+        explainer.explain(ds.X_test[r:r + 1], target_class=ds.target)
+    times = []
+    for r in single:
+        x = ds.X_test[r:r + 1]
+        start = time.perf_counter()
+        explainer.explain(x, target_class=ds.target)
+        times.append(time.perf_counter() - start)
+    ms = 1000 * np.asarray(times)
+    return {"latency_ms": ms.tolist(), "median_ms": float(np.median(ms)), "mean_ms": float(ms.mean()),
+            "p90_ms": float(np.percentile(ms, 90)), "calls": int(len(ms)), "peak_rss_mb": system.peak_rss_mb()}
+
+
+# ---------------------------------------------------------------------------------------------
+# alibi's gradient searches, in a private TF1 graph and session
+# ---------------------------------------------------------------------------------------------
+
+
+def baseline(task: Dict[str, Any]) -> Dict[str, Any]:
+    """alibi's ``Counterfactual`` (RGD) or ``CounterfactualProto`` (CSGP) on one shard of the subset."""
+    import tensorflow as tf
+    from alibi.explainers import Counterfactual, CounterfactualProto
+
+    from benchmarks.suite.models import load_autoencoder, load_classifier
+
+    ds = _dataset(task)
+    models = _models(task)
+    rows = _rows(task)
+    shard, shards = task["shard"]
+    subset = rows["subset"][shard::shards]
+    warmup = int(rows["warmup"][0])
+    threads = task["threads"]
+    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1)
+    feature_range: Tuple[Any, Any] = (0.0, 1.0) if ds.is_image else ds.feature_range
+    graph = tf.Graph()
+    result: Dict[str, Any] = {"rows": subset.tolist()}
+    with graph.as_default():
+        sess = tf.compat.v1.Session(graph=graph, config=config)
+        tf.compat.v1.keras.backend.set_session(sess)
+        system.reset_peak()
+        start = time.perf_counter()
+        classifier = load_classifier(ds, models.classifier)
+        explain_kwargs: Dict[str, Any] = {}
+        if task["method"] == "rgd":
+            explainer: Any = Counterfactual(classifier, ds.shape, target_class=ds.target, feature_range=feature_range,
+                                            sess=sess, **WACHTER_SETTINGS)
+        else:
+            proto_kwargs: Dict[str, Any] = dict(CFPROTO_SETTINGS)
+            if ds.is_image:
+                _, encoder = load_autoencoder(ds, models.autoencoder)
+                proto_kwargs["enc_model"] = encoder
+                explain_kwargs["k"] = CFPROTO_K_IMAGES
+            else:
+                proto_kwargs["use_kdtree"] = True
+            if ds.cat_vars:
+                # with ohe=True CFProto works on one column per variable: the numerical columns' ranges, then
+                # a placeholder per categorical variable that its fit replaces with the embedded range
+                proto_kwargs.update(cat_vars=ds.cat_vars, ohe=True)
+                feature_range = _ordinal_range(ds)
+            explainer = CounterfactualProto(classifier, ds.shape, feature_range=feature_range, sess=sess,
+                                            **proto_kwargs)
+            explainer.fit(ds.X_train)
+            explain_kwargs["target_class"] = [ds.target]
+        result["fit_s"] = time.perf_counter() - start
+        result["fit_peak_rss_mb"] = system.peak_rss_mb()
+        system.reset_peak()
+        explainer.explain(ds.X_test[warmup:warmup + 1], **explain_kwargs)  # warm-up (not counted)
+        cfs, found, times = [], [], []
+        for r in subset:
+            x = ds.X_test[r:r + 1]
+            start = time.perf_counter()
+            explanation = explainer.explain(x, **explain_kwargs)
+            times.append(time.perf_counter() - start)
+            cf = explanation.cf
+            found.append(cf is not None)
+            cfs.append(np.asarray(cf["X"], dtype=np.float32).reshape(x.shape) if cf is not None else x)
+        result["explain_peak_rss_mb"] = system.peak_rss_mb()
+        sess.close()
+    np.savez_compressed(Path(task["method_dir"]) / f"shard-{shard}.npz", rows=subset,
+                        cf=np.concatenate(cfs) if cfs else np.zeros((0,) + ds.X_test.shape[1:], np.float32),
+                        found=np.asarray(found, dtype=bool), latency_ms=1000 * np.asarray(times))
+    result["latency_ms"] = (1000 * np.asarray(times)).tolist()
+    result["found"] = int(np.sum(found))
+    return result
+
+
+def _ordinal_range(ds: Dataset) -> Tuple[np.ndarray, np.ndarray]:
+    """CFProto's ``feature_range`` for one-hot data: one column per variable (numerical, then categorical)."""
+    first = min(ds.cat_vars)
+    if any(start < first for start in ds.cat_vars) or first + sum(ds.cat_vars.values()) != ds.X_train.shape[1]:
+        raise ValueError("expected the numerical columns first and the one-hot groups after them.")
+    n_cat = len(ds.cat_vars)
+    lower, upper = ds.feature_range
+    lower = np.concatenate([lower.reshape(1, -1)[:, :first], -np.ones((1, n_cat), np.float32)], axis=1)
+    upper = np.concatenate([upper.reshape(1, -1)[:, :first], np.ones((1, n_cat), np.float32)], axis=1)
+    return lower, upper
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation
+# ---------------------------------------------------------------------------------------------
+
+
+def evaluate(task: Dict[str, Any]) -> Dict[str, Any]:
+    """Score every method's counterfactuals with the same classifier and autoencoder (per row, saved)."""
+    from benchmarks.suite.scoring import score_dataset
+
+    return score_dataset(task)
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        if isinstance(value, dict):
+            return {str(k): _jsonable(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [_jsonable(v) for v in value]
+        if isinstance(value, np.ndarray):
+            return value.tolist() if value.size <= 64 else f"array{value.shape}"
+        return repr(value)
+
+
+TASKS: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
+    "prepare": prepare, "fit": fit, "explain-batch": explain_batch, "explain-single": explain_single,
+    "baseline": baseline, "evaluate": evaluate,
+}
+
+
+def main(argv: List[str]) -> int:
+    task_file = Path(argv[1])
+    task = json.loads(task_file.read_text())
+    system.set_threads(task["threads"])
+    output = Path(task["output"])
+    start = time.perf_counter()
+    try:
+        result = TASKS[task["kind"]](task)
+    except Exception as err:  # reported to the runner, which prints it and marks the step failed
+        output.write_text(json.dumps({"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}))
+        traceback.print_exc()
+        return 1
+    result["process_s"] = time.perf_counter() - start
+    output.write_text(json.dumps(_jsonable(result), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
