@@ -97,6 +97,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--docs", default=None,
                         help="also write the report into this markdown file, between its benchmark markers "
                              "(docs/benchmarks.md), and copy the figure next to it")
+    parser.add_argument("--rescore", action="store_true",
+                        help="score the saved counterfactuals of a finished run of this profile again and rewrite "
+                             "its report, without fitting or explaining anything")
     args = parser.parse_args(argv)
 
     profile = settings.profile(args.profile, threads=args.threads, workers=args.workers,
@@ -106,6 +109,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         settings.data_file(data_dir, name)
     backend = default_backend() if args.backend == "auto" else args.backend
     out = Path(args.results_dir).resolve() / profile.name
+    if args.rescore:
+        return _rescore(out, profile, data_dir, backend, args.docs)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -178,23 +183,64 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     for dataset in profile.datasets:
         if f"{dataset}/prepare" in steps and steps[f"{dataset}/prepare"].ok:
-            step = sequential(f"{dataset}/evaluate", task("evaluate", dataset, profile.threads))
-            if step.ok:
-                (out / dataset / "scores.json").write_text(json.dumps(step.result, indent=1))
+            sequential(f"{dataset}/evaluate", task("evaluate", dataset, profile.threads))
+    return _report(out, profile, machine, backend, steps, time.perf_counter() - started, data_dir, args.docs)
 
-    total = time.perf_counter() - started
+
+def _report(out: Path, profile: settings.Profile, machine: Dict[str, Any], backend: str, steps: Dict[str, Step],
+            total: float, data_dir: Path, docs: Optional[str]) -> int:
+    """Write the scores, tables, JSON and figure of a run; the exit code (1 if a step failed)."""
+    for dataset in profile.datasets:
+        evaluated = steps.get(f"{dataset}/evaluate")
+        if evaluated is not None and evaluated.ok:
+            (out / dataset / "scores.json").write_text(json.dumps(evaluated.result, indent=1))
     failed = [name for name, s in steps.items() if not s.ok]
     results = report.collect(out, profile, machine, backend, {n: _step_record(s) for n, s in steps.items()}, total,
                              str(data_dir))
     paths = report.write(out, results)
-    if args.docs:
-        report.update_docs(Path(args.docs), results, out)
+    if docs:
+        report.update_docs(Path(docs), results, out)
     _log(f"finished in {total / 60:.1f} min; {len(failed)} failed steps{': ' + ', '.join(failed) if failed else ''}")
     for p in paths:
         _log(f"wrote {p}")
     print()
     print(report.markdown(results))
     return 1 if failed else 0
+
+
+def _step_name(task: Dict[str, Any]) -> str:
+    """The runner's name of the step a task file describes."""
+    if task["kind"] in ("prepare", "evaluate"):
+        return f"{task['dataset']}/{task['kind']}"
+    if task["kind"] == "baseline":
+        return f"{task['dataset']}/{task['method']}/shard-{task['shard'][0]}"
+    return f"{task['dataset']}/{task['method']}/{task['kind']}"
+
+
+def _rescore(out: Path, profile: settings.Profile, data_dir: Path, backend: str, docs: Optional[str]) -> int:
+    """Score a finished run's saved counterfactuals again (new evaluate steps) and rewrite its report."""
+    previous = out / "results.json"
+    if not previous.is_file():
+        raise SystemExit(f"--rescore needs a finished run of the {profile.name} profile in {out} (no results.json).")
+    before = json.loads(previous.read_text())
+    steps: Dict[str, Step] = {}
+    evaluations = []
+    for task_file in sorted((out / "logs").glob("*.task.json")):
+        t = json.loads(task_file.read_text())
+        step = Step(_step_name(t), t, task_file.with_name(task_file.name.replace(".task.json", ".log")))
+        if t["kind"] == "evaluate":
+            evaluations.append(step)
+            continue
+        output = Path(t["output"])
+        step.result = json.loads(output.read_text()) if output.is_file() else {"error": "no output"}
+        step.ok = "error" not in step.result
+        step.seconds = float(before.get("steps", {}).get(step.name, {}).get("seconds", 0.0))
+        steps[step.name] = step
+    for step in evaluations:
+        _log(f"{step.name} again ...")
+        steps[step.name] = run_step(step)
+    return _report(out, profile, before["machine"], before.get("backend", backend), steps, before["total_s"],
+                   data_dir, docs)
 
 
 def _step_record(step: Step) -> Dict[str, Any]:
