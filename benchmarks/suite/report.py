@@ -380,11 +380,13 @@ def _json_default(value: Any) -> Any:
 
 
 def update_docs(path: Path, results: Dict[str, Any], out: Path) -> None:
-    """Put the report between the markers of a markdown file, and the figure in its ``images/`` folder."""
+    """Put the report between the markers of a markdown file, the figure in its ``images/`` folder and the
+    JSON file beside it (``benchmark-results.json``)."""
     text = path.read_text() if path.is_file() else f"# Benchmarks\n\n{DOCS_BEGIN}\n{DOCS_END}\n"
     if DOCS_BEGIN not in text or DOCS_END not in text:
         raise ValueError(f"{path} lacks the markers {DOCS_BEGIN} and {DOCS_END}.")
     body = markdown(results)
+    (path.parent / "benchmark-results.json").write_text(json.dumps(results, indent=1, default=_json_default))
     source = out / FIGURE_NAME
     if source.is_file():
         images = path.parent / "images"
