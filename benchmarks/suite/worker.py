@@ -34,6 +34,7 @@ from benchmarks.suite.methods import (
     methods,
 )
 from benchmarks.suite.models import Models, ensure_models
+from benchmarks.suite.settings import data_file
 
 
 def _dataset(task: Dict[str, Any]) -> Dataset:
@@ -69,8 +70,7 @@ def prepare(task: Dict[str, Any]) -> Dict[str, Any]:
     ds = _dataset(task)
     dp = task["dataset_profile"]
     seed = task["seed"]
-    data_path = Path(task["data_dir"]) / {"mnist": "mnist.npz", "compas": "compas-scores-two-years.csv",
-                                          "pima": "pima-indians-diabetes.csv"}[ds.name]
+    data_path = data_file(Path(task["data_dir"]), ds.name)
     models = ensure_models(ds, Path(task["cache_dir"]), data_path, dp["classifier_epochs"], dp["autoencoder_epochs"],
                            seed)
     classifier = load_classifier(ds, models.classifier)
