@@ -38,19 +38,19 @@ RGD = Method("rgd", "Wachter (RGD)", baseline=True)
 CSGP = Method("csgp", "CFProto (CSGP)", baseline=True)
 
 
-def methods(ds: Dataset) -> List[Method]:
+def methods(dataset: str) -> List[Method]:
     """The methods compared on a data set, in table order.
 
     MNIST has no constraints. COMPAS runs the GAN-based methods as in the paper (no constraints)
     and CounteRGAN again with race, sex and age immutable. Pima's GAN-based methods all keep its
     immutable features. alibi's searches cannot freeze features: their violations are counted.
     """
-    pima = ds.name == "pima"
+    pima = dataset == "pima"
     out = [RGD, CSGP,
            Method("gan", "GAN", baseline=False, residual=False, constrained=pima),
            Method("countergan-wb", "CounteRGAN", baseline=False, constrained=pima),
            Method("countergan-bb", "CounteRGAN black-box", baseline=False, white_box=False, constrained=pima)]
-    if ds.name == "compas":
+    if dataset == "compas":
         out += [Method("countergan-wb-immutable", "CounteRGAN, immutable", baseline=False, constrained=True),
                 Method("countergan-bb-immutable", "CounteRGAN black-box, immutable", baseline=False,
                        white_box=False, constrained=True)]

@@ -96,7 +96,7 @@ def collect(out: Path, profile: Profile, machine: Dict[str, Any], backend: str, 
             continue
         scores = (_result(steps, f"{name}/evaluate") or {}).get("methods", {})
         ds = load(name, Path(data_dir), seed=profile.seed, n_train=profile.datasets[name].n_train)
-        records = {m.key: _method_record(m, name, steps, scores, prepare["n_rows"]) for m in methods(ds)}
+        records = {m.key: _method_record(m, name, steps, scores, prepare["n_rows"]) for m in methods(name)}
         for record in records.values():
             reference = records["countergan-bb" if not record["white_box"] else "countergan-wb"]
             record["latency_ratio_to_countergan"] = ratio(record["single_median_ms"], reference["single_median_ms"])

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from benchmarks.suite import report, settings, system
-from benchmarks.suite.data import load
 from benchmarks.suite.methods import methods
 
 
@@ -148,8 +147,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not prepared.ok:
             continue
         (out / dataset / "prepare.json").write_text(json.dumps(prepared.result, indent=1))
-        ds = load(dataset, data_dir, seed=profile.seed, n_train=profile.datasets[dataset].n_train)
-        for method in methods(ds):
+        for method in methods(dataset):
             if method.baseline:
                 continue
             name = f"{dataset}/{method.key}"
@@ -163,8 +161,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     for dataset in profile.datasets:
         if f"{dataset}/prepare" not in steps or not steps[f"{dataset}/prepare"].ok:
             continue
-        ds = load(dataset, data_dir, seed=profile.seed, n_train=profile.datasets[dataset].n_train)
-        for method in methods(ds):
+        for method in methods(dataset):
             if not method.baseline:
                 continue
             for shard in range(profile.baseline_workers):

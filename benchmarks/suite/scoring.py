@@ -8,6 +8,7 @@ import numpy as np
 
 from alibi_countergan import metrics
 from alibi_countergan.constraints import FeatureSpace, build_feature_space, onehot_groups
+from alibi_countergan.ops import NUMPY_OPS
 from benchmarks.suite.data import Dataset, load
 from benchmarks.suite.methods import Method, methods
 from benchmarks.suite.models import Models, load_autoencoder, load_classifier, predict
@@ -30,8 +31,7 @@ def repair_onehot(ds: Dataset, cf: np.ndarray) -> np.ndarray:
     """Each one-hot group of continuous output set to its largest entry (for a method that ignores categories)."""
     out = cf.copy()
     for start, n in ds.cat_vars.items():
-        block = out[:, start:start + n]
-        out[:, start:start + n] = np.eye(n, dtype=out.dtype)[block.argmax(axis=1)]
+        out[:, start:start + n] = NUMPY_OPS.one_hot_argmax(out[:, start:start + n])
     return out
 
 
@@ -111,7 +111,7 @@ def score_dataset(task: Dict[str, Any]) -> Dict[str, Any]:
         figure["rows"] = figure_rows
         figure["original"] = ds.X_test[figure_rows]
         figure["original_proba"] = predict(classifier, ds.X_test[figure_rows])[:, ds.target]
-    for method in methods(ds):
+    for method in methods(ds.name):
         found = counterfactuals(method, dataset_dir / method.key, shape)
         if found is None:
             result[method.key] = {"missing": True}

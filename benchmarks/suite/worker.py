@@ -42,7 +42,7 @@ def _dataset(task: Dict[str, Any]) -> Dataset:
 
 
 def _method(ds: Dataset, key: str) -> Method:
-    for m in methods(ds):
+    for m in methods(ds.name):
         if m.key == key:
             return m
     raise ValueError(f"Unknown method {key!r} for {ds.name}.")
