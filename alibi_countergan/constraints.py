@@ -81,7 +81,13 @@ class FeatureSpace:
         def row(a: np.ndarray) -> Tensor:
             return ops.constant(np.asarray(a, dtype=np.float32).reshape(1, -1))
 
+        grouped = np.zeros(self.n_features, dtype=bool)
+        for start, stop in self.groups:
+            grouped[start:stop] = True
         return SpaceTensors(
+            cost_scale=row(np.where(grouped, 0.5, 1.0 / self.spread)),
+            numeric=row(1.0 - grouped),
+            n_variables=self.n_features - sum(stop - start - 1 for start, stop in self.groups),
             center=row(self.center),
             spread=row(self.spread),
             lower=row(self.lower),
@@ -148,6 +154,27 @@ class SpaceTensors:
     groups: Tuple[Tuple[int, int], ...]
     grids: Tuple[Tuple[int, Tensor], ...]
     min_change: float = 0.0
+    cost_scale: Tensor = None
+    """Per column, the weight of ``|cf - x|`` in a counterfactual's cost: ``1 / spread`` for numeric
+    columns, 1/2 for one-hot columns (a switched category costs 1, once per variable)."""
+    n_variables: int = 0
+    """Number of variables: numeric columns, plus one per one-hot group."""
+    numeric: Tensor = None
+    """1 for the columns outside one-hot groups, else 0."""
+
+
+def change_cost(ops: Ops, x: Tensor, cf: Tensor, space: SpaceTensors) -> Tensor:
+    """Each row's cost of changing ``x`` into ``cf``, averaged over the variables: ``|change| / spread`` per
+    numeric feature and 1 per switched category (so a categorical variable counts once, whatever its size)."""
+    return ops.sum(ops.abs(cf - x) * space.cost_scale, axis=1) / float(max(1, space.n_variables))
+
+
+def wasted_residual(ops: Ops, x: Tensor, u: Tensor, mask: Tensor, cf: Tensor, space: SpaceTensors) -> Tensor:
+    """Per row, the mean size (in spread units) of the generator's numeric output that has no effect on the
+    counterfactual: clipped by the range, masked, of the wrong sign for a monotone feature, or below
+    ``min_change``. Penalising it keeps the output bounded without pulling real changes back."""
+    waste = ops.abs(u * mask - (cf - x) / space.spread) * space.numeric
+    return ops.mean(waste, axis=1)
 
 
 def standardise(x: Tensor, space: SpaceTensors) -> Tensor:
@@ -224,11 +251,58 @@ def _snap(ops: Ops, value: Tensor, original: Tensor, grid: Tensor, space: SpaceT
 # ---------------------------------------------------------------------------------------------
 
 
+def variable_columns(name: str, feature_names: Optional[Sequence[str]],
+                     groups: Sequence[Tuple[int, int]]) -> Optional[List[int]]:
+    """The columns of the one-hot group of categorical variable ``name``, or None if no column is named for it.
+
+    One-hot columns are named ``'variable=category'`` (this project's convention, e.g. ``'sex=Male'``), so a
+    variable is named by the part before ``'='``.
+
+    Raises
+    ------
+    ValueError
+        When columns are named for the variable but do not form one declared one-hot group (``cat_vars``).
+    """
+    if feature_names is None:
+        return None
+    members = [j for j, n in enumerate(feature_names) if n.split("=", 1)[0] == name and "=" in n]
+    if not members:
+        return None
+    for start, stop in groups:
+        if members == list(range(start, stop)):
+            return members
+    raise ValueError(f"{name!r} names the columns {[feature_names[j] for j in members]}, which are not one "
+                     f"categorical group of `cat_vars`; declare the group in cat_vars or name a single column.")
+
+
 def resolve_features(keys: Sequence[FeatureKey], n_features: int,
-                     feature_names: Optional[Sequence[str]], what: str) -> List[int]:
-    """Map feature indices or names to column indices, with a clear error for unknown ones."""
+                     feature_names: Optional[Sequence[str]], what: str,
+                     groups: Sequence[Tuple[int, int]] = ()) -> List[int]:
+    """Map feature indices or names to column indices, with a clear error for unknown ones.
+
+    A name may be a column's name or, for a one-hot categorical variable whose columns are named
+    ``'variable=category'``, the variable's name (``'sex'`` for ``'sex=Female'`` and ``'sex=Male'``):
+    it then stands for every column of the group.
+
+    Parameters
+    ----------
+    keys
+        Column indices or names.
+    n_features
+        Number of (flat) features.
+    feature_names
+        Name of every column, or None.
+    what
+        The parameter's name, for error messages.
+    groups
+        One-hot groups as ``(start, stop)`` column ranges, for variable names.
+
+    Returns
+    -------
+    The column indices, in the order given (a variable's columns in their order).
+    """
     names = list(feature_names) if feature_names is not None else None
-    out = []
+    out: List[int] = []
     for key in keys:
         if isinstance(key, (bool, np.bool_)):
             raise ValueError(f"{what}: {key!r} is a boolean, not a feature index or name.")
@@ -239,12 +313,28 @@ def resolve_features(keys: Sequence[FeatureKey], n_features: int,
         elif isinstance(key, str):
             if names is None:
                 raise ValueError(f"{what}: feature {key!r} is given by name but no `feature_names` were passed.")
-            if key not in names:
-                raise ValueError(f"{what}: unknown feature name {key!r}; known names: {names}.")
-            out.append(names.index(key))
+            if key in names:
+                out.append(names.index(key))
+                continue
+            members = variable_columns(key, names, groups)
+            if members is None:
+                variables = sorted({n.split("=", 1)[0] for n in names if "=" in n})
+                known = f"; categorical variables: {variables}" if variables else ""
+                raise ValueError(f"{what}: unknown feature name {key!r}; known names: {names}{known}.")
+            out.extend(members)
         else:
             raise ValueError(f"{what}: {key!r} is neither a feature index nor a feature name.")
     return out
+
+
+def resolve_feature(key: FeatureKey, n_features: int, feature_names: Optional[Sequence[str]], what: str,
+                    groups: Sequence[Tuple[int, int]] = ()) -> int:
+    """One column index for a feature that must be a single column (not a categorical variable)."""
+    columns = resolve_features([key], n_features, feature_names, what, groups)
+    if len(columns) != 1:
+        raise ValueError(f"{what}: {key!r} is a categorical variable ({len(columns)} one-hot columns); its "
+                         f"categories have no order, so it cannot be used here.")
+    return columns[0]
 
 
 def onehot_groups(cat_vars: Optional[Mapping[int, int]], ohe: bool, n_features: int) -> Tuple[Tuple[int, int], ...]:
@@ -381,13 +471,13 @@ def _broadcast_bound(bound: Any, feature_shape: Tuple[int, ...], name: str) -> n
 
 
 def parse_monotone(monotone: Optional[MonotoneSpec], n_features: int,
-                   feature_names: Optional[Sequence[str]]) -> Dict[int, int]:
+                   feature_names: Optional[Sequence[str]], groups: Sequence[Tuple[int, int]] = ()) -> Dict[int, int]:
     """Column index -> +1 / -1 from the user's ``monotone`` mapping."""
     if not monotone:
         return {}
     out = {}
     for key, direction in monotone.items():
-        (column,) = resolve_features([key], n_features, feature_names, "monotone")
+        column = resolve_feature(key, n_features, feature_names, "monotone", groups)
         norm = direction.lower() if isinstance(direction, str) else direction
         if isinstance(norm, bool) or norm not in _DIRECTIONS:
             raise ValueError(f"monotone: direction {direction!r} for feature {key!r} is not one of "
@@ -396,15 +486,15 @@ def parse_monotone(monotone: Optional[MonotoneSpec], n_features: int,
     return out
 
 
-def parse_ordinal(ordinal: Any, n_features: int,
-                  feature_names: Optional[Sequence[str]]) -> Dict[int, Optional[np.ndarray]]:
+def parse_ordinal(ordinal: Any, n_features: int, feature_names: Optional[Sequence[str]],
+                  groups: Sequence[Tuple[int, int]] = ()) -> Dict[int, Optional[np.ndarray]]:
     """Column index -> grid (None: the values seen in the fit data) from the user's ``ordinal_features``."""
     if ordinal is None:
         return {}
     if isinstance(ordinal, Mapping):
         out: Dict[int, Optional[np.ndarray]] = {}
         for key, grid in ordinal.items():
-            (column,) = resolve_features([key], n_features, feature_names, "ordinal_features")
+            column = resolve_feature(key, n_features, feature_names, "ordinal_features", groups)
             values = np.asarray(grid, dtype=np.float64) if grid is not None else None
             if values is not None and (values.ndim != 1 or values.size < 2 or not np.all(np.isfinite(values))):
                 raise ValueError(f"ordinal_features: the grid of feature {key!r} must be a list of at least two "
@@ -413,7 +503,7 @@ def parse_ordinal(ordinal: Any, n_features: int,
         return out
     if isinstance(ordinal, (str, int, np.integer)):
         raise ValueError("ordinal_features must be a list of features or a {feature: grid} mapping.")
-    return {j: None for j in resolve_features(list(ordinal), n_features, feature_names, "ordinal_features")}
+    return {resolve_feature(key, n_features, feature_names, "ordinal_features", groups): None for key in ordinal}
 
 
 def violations(x: np.ndarray, cf: np.ndarray, space: FeatureSpace, mask: Optional[np.ndarray] = None,

@@ -1,6 +1,7 @@
 """The CounteRGAN explainer: framework-free parameters, training schedule and explanations."""
 
 import copy
+import dataclasses
 import logging
 import math
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -9,7 +10,15 @@ import numpy as np
 from alibi.api.interfaces import Explainer, Explanation, FitMixin
 from tqdm.auto import tqdm
 
-from alibi_countergan.backends import Backend, NetworkSpec, TrainingSpec, framework_of, load_backend, resolve_backend
+from alibi_countergan.backends import (
+    Backend,
+    Batch,
+    NetworkSpec,
+    TrainingSpec,
+    framework_of,
+    load_backend,
+    resolve_backend,
+)
 from alibi_countergan.callbacks import Callback, StopTraining, TrainingDivergedError
 from alibi_countergan.constraints import (
     FeatureKey,
@@ -25,11 +34,21 @@ from alibi_countergan.constraints import (
     project,
     resolve_features,
 )
+from alibi_countergan.diverse import describe, diverse_counterfactuals, ranked
 from alibi_countergan.layout import ImageLayout, detect_layout
 from alibi_countergan.ops import NUMPY_OPS
+from alibi_countergan.refine import Criterion, Refiner
 from alibi_countergan.targets import OTHER, TargetClass, check_target_spec, resolve_targets
 from alibi_countergan.training import BatchSampler, TailAverage
-from alibi_countergan.validation import as_instances, check_int, check_number, check_probabilities, normalise_shape
+from alibi_countergan.validation import (
+    as_instances,
+    check_bool,
+    check_int,
+    check_number,
+    check_probabilities,
+    check_target_proba,
+    normalise_shape,
+)
 from alibi_countergan.value import LossWeights
 from alibi_countergan.version import __version__
 
@@ -74,6 +93,8 @@ class CounteRGAN(Explainer, FitMixin):
         backend: Optional[str] = None,
         method: str = "auto",
         target_class: TargetClass = OTHER,
+        target_proba: Optional[float] = None,
+        refine: bool = True,
         feature_range: Optional[Tuple[Any, Any]] = None,
         feature_names: Optional[Sequence[str]] = None,
         immutable_features: Sequence[FeatureKey] = (),
@@ -88,7 +109,7 @@ class CounteRGAN(Explainer, FitMixin):
         generator_steps: int = 2,
         learning_rate: float = 1e-3,
         discriminator_learning_rate: Optional[float] = None,
-        classifier_weight: float = 1.0,
+        classifier_weight: float = 10.0,
         l1_weight: float = 0.1,
         l2_weight: float = 0.0,
         min_change: float = 0.1,
@@ -124,6 +145,17 @@ class CounteRGAN(Explainer, FitMixin):
         target_class
             Default target of :meth:`explain`: a class index, a list with one entry for all rows or
             one per row, or ``'other'`` (the best class other than the predicted one).
+        target_proba
+            When a counterfactual counts as reaching its target, for training and for the refinement of
+            :meth:`explain`: None (default) asks for the target class to beat every other class by a small
+            margin (:data:`alibi_countergan.refine.BOUNDARY_MARGIN`, 0.05 in probability), just past the
+            decision boundary; a number in ``(0, 1)`` asks for at least that probability (as alibi's
+            ``Counterfactual(target_proba=...)``). Higher values give more robust, larger changes.
+        refine
+            Whether :meth:`explain` refines the generator's output by default (see
+            :mod:`alibi_countergan.refine`): rows that miss their target are repaired, and every
+            counterfactual is made minimal (unneeded changes reverted, the rest shrunk towards the original)
+            with a few batched predictor calls. False returns the generator's raw output.
         feature_range
             ``(lower, upper)`` bounds of the counterfactuals: scalars or arrays broadcastable to the
             instance shape (as in CFProto). None uses the range of the fit data (per feature; per
@@ -131,7 +163,8 @@ class CounteRGAN(Explainer, FitMixin):
         feature_names
             Names of the (flattened) features, to name features in the other parameters.
         immutable_features
-            Features (indices or names) that counterfactuals never change.
+            Features (indices or names) that counterfactuals never change. A one-hot categorical variable
+            whose columns are named ``'variable=category'`` may be named by its variable (``'sex'``).
         monotone
             ``{feature: 'increasing' | 'decreasing'}`` (or ``+1`` / ``-1``): features that may only move one way.
         cat_vars
@@ -204,27 +237,29 @@ class CounteRGAN(Explainer, FitMixin):
         self.white_box = self._resolve_white_box(method)
         check_target_spec(target_class)
         self.target_class = target_class
+        self.target_proba = check_target_proba(target_proba)
+        self.refine = check_bool("refine", refine)
         self.feature_names = list(feature_names) if feature_names is not None else None
         if self.feature_names is not None and len(self.feature_names) != self.n_features:
             raise ValueError(f"feature_names has {len(self.feature_names)} names for {self.n_features} features.")
         self.feature_range = feature_range
         if feature_range is not None and (not isinstance(feature_range, (tuple, list)) or len(feature_range) != 2):
             raise ValueError("feature_range must be a (lower, upper) pair of scalars or arrays.")
-        self.immutable_features = list(immutable_features)
-        self._immutable = resolve_features(self.immutable_features, self.n_features, self.feature_names,
-                                           "immutable_features")
-        self.monotone = dict(monotone) if monotone else {}
-        self._monotone = parse_monotone(self.monotone, self.n_features, self.feature_names)
         self.cat_vars = {int(k): int(v) for k, v in cat_vars.items()} if cat_vars else {}
         self.ohe = bool(ohe)
         self._groups = onehot_groups(self.cat_vars, self.ohe, self.n_features)
+        self.immutable_features = list(immutable_features)
+        self._immutable = resolve_features(self.immutable_features, self.n_features, self.feature_names,
+                                           "immutable_features", self._groups)
+        self.monotone = dict(monotone) if monotone else {}
+        self._monotone = parse_monotone(self.monotone, self.n_features, self.feature_names, self._groups)
         self._grids: Dict[int, Optional[np.ndarray]] = {} if self.ohe else {
             j: np.arange(n, dtype=np.float32) for j, n in self.cat_vars.items()}
         for j in self._grids:
             if not 0 <= j < self.n_features:
                 raise ValueError(f"cat_vars: column {j} is out of range for {self.n_features} features.")
         self.ordinal_features = ordinal_features
-        self._grids.update(parse_ordinal(ordinal_features, self.n_features, self.feature_names))
+        self._grids.update(parse_ordinal(ordinal_features, self.n_features, self.feature_names, self._groups))
         self.random_mask_rate = random_mask_rate
         if random_mask_rate is not None:
             check_number("random_mask_rate", random_mask_rate)
@@ -422,7 +457,8 @@ class CounteRGAN(Explainer, FitMixin):
         network = NetworkSpec(feature_shape=self.feature_shape, n_classes=n_classes,
                               discriminator_outputs=1 if self.white_box else n_classes, image=self.image)
         training = TrainingSpec(
-            space=space, weights=LossWeights(self.classifier_weight, self.l1_weight, self.l2_weight),
+            space=space, weights=LossWeights(self.classifier_weight, self.l1_weight, self.l2_weight,
+                                             target_proba=self._training_proba()),
             white_box=self.white_box, residual=self.residual, learning_rate_generator=self.learning_rate,
             learning_rate_discriminator=self.discriminator_learning_rate or self.learning_rate, beta_1=0.5)
         backend.build(network, training, self.predictor if self.white_box else None,
@@ -435,6 +471,24 @@ class CounteRGAN(Explainer, FitMixin):
         self._space_np64: SpaceTensors = _as_float64(self._space_np)
         self._eye = np.eye(n_classes, dtype=np.float32)
         self.meta["params"]["n_classes"] = n_classes
+
+    def _training_proba(self) -> float:
+        """The target probability training aims for: a fifth further from certainty than explain requires
+        (0.6 for the default criterion, just past 0.5), so the refinement has room to shrink."""
+        required = 0.5 if self.target_proba is None else self.target_proba
+        return 1.0 - 0.8 * (1.0 - required)
+
+    def _with_cost_weights(self, batch: Batch) -> Batch:
+        """The batch with ``cost_weights`` 1 for the rows whose current counterfactual reaches the training
+        target probability: only those pay the cost of their change (see :mod:`alibi_countergan.value`).
+        One forward pass of the generator and one predictor call, so black-box training gets it too."""
+        cf = self._counterfactuals(batch.x, batch.target, batch.mask)
+        finite = np.flatnonzero(np.all(np.isfinite(cf), axis=1))  # a diverged generator is reported by the step
+        reached = np.zeros(len(cf), dtype=np.float32)
+        if finite.size:
+            proba = self._predict(cf[finite].reshape((-1,) + self.feature_shape), self.n_classes_)
+            reached[finite] = proba[np.arange(finite.size), batch.target[finite]] >= self._training_proba()
+        return dataclasses.replace(batch, cost_weights=reached)
 
     def _uninstall(self) -> None:
         for name in ("backend_", "space_", "n_classes_"):
@@ -451,7 +505,7 @@ class CounteRGAN(Explainer, FitMixin):
                 for _ in range(self.discriminator_steps):
                     losses.update(backend.discriminator_step(sampler.sample()))
                 for _ in range(self.generator_steps):
-                    losses.update(backend.generator_step(sampler.sample()))
+                    losses.update(backend.generator_step(self._with_cost_weights(sampler.sample())))
                 bad = [k for k, v in losses.items() if not math.isfinite(v)]
                 if bad:
                     raise TrainingDivergedError(
@@ -489,8 +543,9 @@ class CounteRGAN(Explainer, FitMixin):
         return project(NUMPY_OPS, x, u.astype(x.dtype), mask.astype(x.dtype), tensors, hard=True)
 
     def explain(self, X: np.ndarray, target_class: Optional[TargetClass] = None,
-                immutable_features: Sequence[FeatureKey] = ()) -> Explanation:
-        """Counterfactuals for one instance or a batch, in one forward pass of the generator.
+                immutable_features: Sequence[FeatureKey] = (), *, refine: Optional[bool] = None,
+                target_proba: Optional[float] = None, n_counterfactuals: int = 1) -> Explanation:
+        """Counterfactuals for one instance or a batch: one forward pass of the generator, then a refinement.
 
         Parameters
         ----------
@@ -505,6 +560,18 @@ class CounteRGAN(Explainer, FitMixin):
             Features (indices or names) frozen for this request only, on top of the constructor's
             constraints; a categorical group freezes as a whole. Freezing every feature returns the
             inputs unchanged (``success`` is then False unless an input already has the target class).
+        refine
+            Whether to refine the generator's output (repair rows that miss their target, revert the
+            changes the target does not need and shrink the rest; see :mod:`alibi_countergan.refine`);
+            None uses the constructor's ``refine``. The refinement calls the predictor a few times per
+            ``explain`` (for the whole batch at once), never once per row.
+        target_proba
+            When a counterfactual reaches its target, for this request; None uses the constructor's.
+        n_counterfactuals
+            Up to this many different counterfactuals per instance (see :mod:`alibi_countergan.diverse`):
+            for each variable the first counterfactual changes, another one that leaves it alone. With more
+            than 1, ``cf`` holds the cheapest valid one and ``counterfactuals`` all of them, ranked by cost,
+            with their diversity. 1 (default) keeps CFProto's layout and costs nothing more.
 
         Returns
         -------
@@ -515,7 +582,13 @@ class CounteRGAN(Explainer, FitMixin):
             For one instance the types are CFProto's (``cf['X']`` of shape ``(1,) + shape[1:]``, numpy
             integer classes, ``(1, n_classes)`` probabilities, a bool ``success``); for a batch every
             entry has a leading batch axis. An instance the predictor already assigns to its target
-            class is returned unchanged, with ``success`` True.
+            class is returned unchanged, with ``success`` True. A row whose counterfactual misses its
+            target (even after the refinement's repair) has ``success`` False: its ``cf`` entries then hold
+            the closest attempt, not a recourse. With ``n_counterfactuals > 1``, ``counterfactuals`` holds,
+            per instance (a list of them for a batch), a dict with the ranked counterfactuals' ``X``
+            (``(k,) + shape[1:]``), ``class``, ``proba``, ``cost`` (L1 in units of each feature's spread plus
+            1 per changed category), ``valid``, ``changed`` (the variables each one changes), and their
+            diversity: ``mean_pairwise_distance`` (mean cost between two of them) and ``features_used``.
 
         Raises
         ------
@@ -525,6 +598,9 @@ class CounteRGAN(Explainer, FitMixin):
             For invalid instances or targets.
         """
         self._check_fitted()
+        refine = self.refine if refine is None else check_bool("refine", refine)
+        n_counterfactuals = check_int("n_counterfactuals", n_counterfactuals, 1)
+        criterion = Criterion(self.target_proba if target_proba is None else check_target_proba(target_proba))
         x_batch, _ = as_instances(X, self.feature_shape, "X")
         n, k = len(x_batch), self.n_classes_
         target_spec = self.target_class if target_class is None else target_class
@@ -532,15 +608,15 @@ class CounteRGAN(Explainer, FitMixin):
         flat = x_batch.reshape(n, -1)
         check_onehot(flat, self.space_.groups, "X")
         frozen = resolve_features(list(immutable_features), self.n_features, self.feature_names,
-                                  "immutable_features")
+                                  "immutable_features", self.space_.groups)
         mutable = freeze(self.space_.mutable, frozen, self.space_.groups)
+        mask = np.broadcast_to(mutable, flat.shape)
         if targets is None:
             # every other class at once, then the one the predictor rates highest, per row
             orig_proba = self._predict(x_batch, k)
             candidates = (orig_proba.argmax(axis=1)[:, None] + np.arange(1, k)[None, :]) % k
             rows = np.repeat(np.arange(n), k - 1)
-            cf_all = self._counterfactuals(flat[rows], candidates.reshape(-1),
-                                           np.broadcast_to(mutable, (len(rows), flat.shape[1])))
+            cf_all = self._counterfactuals(flat[rows], candidates.reshape(-1), mask[rows])
             proba_all = self._predict(cf_all.reshape((-1,) + self.feature_shape), k)
             score = proba_all[np.arange(len(rows)), candidates.reshape(-1)].reshape(n, k - 1)
             best = score.argmax(axis=1)
@@ -549,16 +625,40 @@ class CounteRGAN(Explainer, FitMixin):
             cf_flat, cf_proba = cf_all[pick], proba_all[pick]
         else:
             # one predictor call for the originals and the counterfactuals together
-            cf_flat = self._counterfactuals(flat, targets, np.broadcast_to(mutable, flat.shape))
+            cf_flat = self._counterfactuals(flat, targets, mask)
             both = self._predict(np.concatenate([flat, cf_flat]).reshape((-1,) + self.feature_shape), k)
             orig_proba, cf_proba = both[:n], both[n:]
             # an instance the predictor already assigns to its target is its own counterfactual
             already = orig_proba.argmax(axis=1) == targets
             cf_flat[already], cf_proba[already] = flat[already], orig_proba[already]
-        return self._explanation(x_batch, cf_flat, cf_proba, orig_proba, targets)
+        if refine:
+            todo = np.flatnonzero(orig_proba.argmax(axis=1) != targets)
+            if todo.size:
+                cf_flat[todo], cf_proba[todo] = self._refiner(flat.dtype, criterion).refine(
+                    flat[todo], cf_flat[todo], targets[todo], mask[todo], cf_proba[todo])
+        diverse = None
+        if n_counterfactuals > 1:
+            refiner = self._refiner(flat.dtype, criterion)
+            found = diverse_counterfactuals(flat, cf_flat, cf_proba, targets, mask, refiner, self._counterfactuals,
+                                            refine=refine)
+            picks = ranked(found, n, n_counterfactuals)
+            first = np.array([p[0] for p in picks])
+            cf_flat, cf_proba = found.cf[first], found.proba[first]
+            diverse = [describe(found, p, flat[i], self.feature_shape, refiner, self.feature_names)
+                       for i, p in enumerate(picks)]
+        return self._explanation(x_batch, cf_flat, cf_proba, orig_proba, targets, diverse)
+
+    def _refiner(self, dtype: np.dtype, criterion: Criterion) -> Refiner:
+        """The refinement of this explainer's counterfactuals, for inputs of ``dtype``."""
+
+        def predict(rows: np.ndarray) -> np.ndarray:
+            return self._predict(rows.reshape((-1,) + self.feature_shape), self.n_classes_)
+
+        tensors = self._space_np64 if dtype == np.float64 else self._space_np
+        return Refiner(self.space_, tensors, predict, criterion, regenerate=self._counterfactuals)
 
     def _explanation(self, x: np.ndarray, cf_flat: np.ndarray, cf_proba: np.ndarray, orig_proba: np.ndarray,
-                     targets: np.ndarray) -> Explanation:
+                     targets: np.ndarray, diverse: Optional[List[Dict[str, Any]]] = None) -> Explanation:
         n = len(x)
         cf_x = cf_flat.reshape(x.shape)
         cf_class = cf_proba.argmax(axis=1)
@@ -567,11 +667,15 @@ class CounteRGAN(Explainer, FitMixin):
         data: Dict[str, Any] = {"cf": {"X": cf_x, "class": cf_class, "proba": cf_proba},
                                 "orig_class": orig_class, "orig_proba": orig_proba, "target": targets,
                                 "success": success, "residual": cf_x - x, "all": []}
+        if diverse is not None:
+            data["counterfactuals"] = diverse
         if n == 1:
             data["cf"]["class"] = cf_class[0]
             data["orig_class"] = orig_class[0]
             data["target"] = targets[0]
             data["success"] = bool(success[0])
+            if diverse is not None:
+                data["counterfactuals"] = diverse[0]
         return Explanation(meta=copy.deepcopy(self.meta), data=data)
 
     def reset_predictor(self, predictor: Any) -> None:
@@ -602,4 +706,5 @@ def _as_float64(space: SpaceTensors) -> SpaceTensors:
     return SpaceTensors(center=f(space.center), spread=f(space.spread), lower=f(space.lower), upper=f(space.upper),
                         free=f(space.free), increase=f(space.increase), decrease=f(space.decrease),
                         groups=space.groups, grids=tuple((j, f(g)) for j, g in space.grids),
-                        min_change=space.min_change)
+                        min_change=space.min_change, cost_scale=f(space.cost_scale),
+                        n_variables=space.n_variables, numeric=f(space.numeric))

@@ -78,12 +78,10 @@ def _attribute_columns(explainer: CounteRGAN, key: Union[FeatureKey, str]
     """(display name, columns, category names or None) for a protected attribute."""
     names = explainer.feature_names
     groups = explainer.space_.groups
-    if isinstance(key, str) and names is not None and key not in names:
-        members = [j for j, n in enumerate(names) if n.split("=")[0] == key]
-        for start, stop in groups:
-            if members and members[0] == start and members[-1] == stop - 1:
-                return key, list(range(start, stop)), [names[j].split("=", 1)[-1] for j in range(start, stop)]
-    (column,) = resolve_features([key], explainer.n_features, names, "protected")
+    columns = resolve_features([key], explainer.n_features, names, "protected", groups)
+    if len(columns) > 1 and names is not None:  # a categorical variable named as a whole
+        return str(key), columns, [names[j].split("=", 1)[-1] for j in columns]
+    column = columns[0]
     for start, stop in groups:
         if start <= column < stop:
             label = names[start].split("=")[0] if names is not None else f"group {start}:{stop}"

@@ -74,7 +74,7 @@ class BatchSampler:
             weights = np.divide(p, k * totals, out=np.zeros_like(p), where=totals > 0).astype(np.float32)
         return Batch(x=self.x[index], x_std=self.x_std[index], target=target.astype(np.int64),
                      target_onehot=self.eye[target], d_index=d_index.astype(np.int64), real_weights=weights,
-                     mask=self.masks(b))
+                     mask=self.masks(b), cost_weights=np.ones(b, dtype=np.float32))
 
     def masks(self, n: int) -> np.ndarray:
         """Per-row masks: the static one, and for some rows a random subset of features frozen too."""

@@ -25,6 +25,23 @@ def check_number(name: str, value: Any, *, positive: bool = False, allow_inf: bo
     return float(value)
 
 
+def check_bool(name: str, value: Any) -> bool:
+    """A boolean parameter (``True``/``False`` or numpy's bools, nothing else)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
+def check_target_proba(value: Any) -> "float | None":
+    """``target_proba``: None or a probability in ``(0, 1)``."""
+    if value is None:
+        return None
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if not ok or not 0 < float(value) < 1:
+        raise ValueError(f"target_proba must be None or a probability between 0 and 1 (exclusive), got {value!r}.")
+    return float(value)
+
+
 def normalise_shape(shape: Any) -> Tuple[int, ...]:
     """The instance shape without the batch axis, from alibi's ``(1,) + X.shape[1:]`` or a bare shape.
 

@@ -14,17 +14,30 @@ has one output per target class and ``w_ik = C_k(x_i) / (K sum_j C_k(x_j))``, so
 real term is the eq. 5 weighted mean and the optimum of ``D_k`` compares fakes against the
 density ``C_k(x) p_data(x)`` (Theorem 1, one class at a time).
 
-Generator, with the non-saturating GAN term, ``u`` the residual in units of spread::
+Generator, with the non-saturating GAN term, ``u`` the residual in units of spread, ``tau`` the
+probability a counterfactual must reach (``LossWeights.target_proba``) and ``r_i`` 1 when row ``i``'s
+counterfactual already reaches it (``Batch.cost_weights``, measured by the core with the predictor)::
 
     L_G = mean_i softplus(-D_{t_i}(x_cf_i))
-          [ - classifier_weight * mean_i log C_{t_i}(x_cf_i) ]      (white-box only)
-          + l1_weight * mean_i mean_j |u_ij| + l2_weight * mean_i mean_j u_ij ** 2
+          [ + classifier_weight * mean_i max(0, log tau - log C_{t_i}(x_cf_i)) ]      (white-box only)
+          + l1_weight * mean_i [r_i * cost(x_i, x_cf_i) + waste_i] + l2_weight * mean_i mean_j u_ij ** 2
+
+``cost`` is :func:`~alibi_countergan.constraints.change_cost`: ``|change| / spread`` per numeric feature
+and 1 per switched category, averaged over the variables. ``waste`` is
+:func:`~alibi_countergan.constraints.wasted_residual`, the part of the numeric output that has no effect
+(clipped, masked, below ``min_change``): paid by every row, it keeps the output bounded. The classifier
+term is a hinge (as the ``target_proba`` of Wachter et al.'s search): it stops pushing once the target is
+reached, and the cost is only paid by rows that reach it, so the cost never pulls a counterfactual back
+across the boundary it has not crossed. With the plain ``-log C`` and an unconditional cost (the paper's
+eq. 3), the cost and realism terms keep shrinking the changes of every row, and validity falls the longer
+training runs.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
 
-from alibi_countergan.constraints import SpaceTensors, project, standardise
+from alibi_countergan.constraints import SpaceTensors, change_cost, project, standardise, wasted_residual
 from alibi_countergan.ops import Ops, Tensor
 
 GeneratorFn = Callable[[Tensor, Tensor, Tensor], Tensor]
@@ -46,6 +59,8 @@ class LossWeights:
     classifier: float
     l1: float
     l2: float
+    target_proba: float = 0.6
+    """Probability of the target class past which the classifier term stops pushing (white-box)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,7 @@ class TensorBatch:
     d_index: Tensor
     real_weights: Tensor
     mask: Tensor
+    cost_weights: Tensor
 
 
 def counterfactuals(ops: Ops, generator: GeneratorFn, batch: TensorBatch, space: SpaceTensors,
@@ -103,14 +119,14 @@ def generator_objective(ops: Ops, generator: GeneratorFn, discriminator: Discrim
     """
     u, cf = counterfactuals(ops, generator, batch, space, residual=residual)
     adversarial = ops.mean(ops.softplus(-ops.take_columns(discriminator(standardise(cf, space)), batch.d_index)))
-    moved = u * batch.mask
-    l1 = ops.mean(ops.abs(moved))
-    l2 = ops.mean(ops.square(moved))
+    l1 = ops.mean(batch.cost_weights * change_cost(ops, batch.x, cf, space)
+                  + wasted_residual(ops, batch.x, u, batch.mask, cf, space))
+    l2 = ops.mean(ops.square(u * batch.mask))
     loss = adversarial + weights.l1 * l1 + weights.l2 * l2
     parts = {"g_adv": adversarial, "g_l1": l1, "g_l2": l2}
     if classifier is not None:
         proba = ops.take_columns(classifier(cf), batch.target)
-        cls = -ops.mean(ops.log(proba + _EPS))
+        cls = ops.mean(ops.relu(math.log(weights.target_proba) - ops.log(proba + _EPS)))
         loss = loss + weights.classifier * cls
         parts["g_cls"] = cls
     return loss, parts

@@ -14,14 +14,15 @@ def _validity(explanation) -> float:
 
 def test_white_box_counterfactuals_reach_their_target(backend, pima, pima_model, pima_whitebox):
     _, _, X_test, _, _ = pima
-    explanation = pima_whitebox.explain(X_test)
+    explanation = pima_whitebox.explain(X_test, refine=False)  # the generator's own output
     unchanged = np.mean(backend.numpy_fn(pima_model)(X_test).argmax(1) == explanation.target)
     assert pima_whitebox.meta["type"] == ["whitebox", backend.name]
     assert unchanged == 0.0  # 'other' never targets the predicted class
     assert _validity(explanation) >= 0.8
     gain = (explanation.cf["proba"][np.arange(len(X_test)), explanation.target]
             - explanation.orig_proba[np.arange(len(X_test)), explanation.target])
-    assert gain.mean() > 0.4
+    assert gain.mean() > 0.2
+    assert _validity(pima_whitebox.explain(X_test)) >= 0.95  # refined
 
 
 def test_black_box_works_with_a_non_differentiable_scikit_learn_model(backend, pima):
@@ -71,10 +72,10 @@ def test_conditional_targets_work_for_every_class(backend, digits, digits_model,
 
 def test_other_picks_the_best_class_among_all_other_classes(digits, digits_whitebox):
     X = digits["X_test"][:20]
-    other = digits_whitebox.explain(X, target_class="other")
+    other = digits_whitebox.explain(X, target_class="other", refine=False)
     assert np.all(other.target != other.orig_class)
     for k in range(10):
-        fixed = digits_whitebox.explain(X, target_class=k)
+        fixed = digits_whitebox.explain(X, target_class=k, refine=False)
         eligible = other.orig_class != k
         chosen = other.cf["proba"][np.arange(len(X)), other.target]
         assert np.all(chosen[eligible] >= fixed.cf["proba"][eligible, k] - 1e-6)

@@ -103,7 +103,8 @@ def test_value_functions_are_the_same_in_every_framework(backend, compas_space, 
         space_t = space.tensors(ops)
         t = TensorBatch(x=tensor(batch.x), x_std=tensor(batch.x_std), target_onehot=tensor(batch.target_onehot),
                         target=tensor(batch.target), d_index=tensor(batch.d_index),
-                        real_weights=tensor(batch.real_weights), mask=tensor(batch.mask))
+                        real_weights=tensor(batch.real_weights), mask=tensor(batch.mask),
+                        cost_weights=tensor(batch.cost_weights))
         _, d_parts = discriminator_objective(ops, generator, discriminator, t, space_t)
         _, g_parts = generator_objective(ops, generator, discriminator, classifier if white_box else None, t,
                                          space_t, weights)

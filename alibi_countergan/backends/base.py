@@ -95,6 +95,9 @@ class Batch:
         Weights of the real term, ``(B, discriminator_outputs)``, summing to 1.
     mask
         1 where a feature may change, ``(B, n_features)``.
+    cost_weights
+        Per row, 1 if the cost of the change is paid in the generator's loss (its counterfactual
+        already reaches the target), else 0, ``(B,)``.
     """
 
     x: np.ndarray
@@ -104,6 +107,7 @@ class Batch:
     d_index: np.ndarray
     real_weights: np.ndarray
     mask: np.ndarray
+    cost_weights: np.ndarray
 
 
 class Backend(Protocol):

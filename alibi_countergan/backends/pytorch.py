@@ -292,7 +292,8 @@ class TorchBackend:
 
         return TensorBatch(x=f(batch.x), x_std=f(batch.x_std), target_onehot=f(batch.target_onehot),
                            target=f(batch.target), d_index=f(batch.d_index),
-                           real_weights=f(batch.real_weights), mask=f(batch.mask))
+                           real_weights=f(batch.real_weights), mask=f(batch.mask),
+                           cost_weights=f(batch.cost_weights))
 
     def _apply(self, loss: torch.Tensor, params: List[nn.Parameter], optimizer: torch.optim.Optimizer) -> None:
         # autograd.grad touches only `params`: the predictor's .grad fields are never written

@@ -502,7 +502,7 @@ class TFBackend:
             tf.TensorSpec((None, n), f32, name="x"), tf.TensorSpec((None, n), f32, name="x_std"),
             tf.TensorSpec((None, k), f32, name="target_onehot"), tf.TensorSpec((None,), i64, name="target"),
             tf.TensorSpec((None,), i64, name="d_index"), tf.TensorSpec((None, d), f32, name="real_weights"),
-            tf.TensorSpec((None, n), f32, name="mask"),
+            tf.TensorSpec((None, n), f32, name="mask"), tf.TensorSpec((None,), f32, name="cost_weights"),
         ]
         generator, discriminator = self.generator, self.discriminator
         assert generator is not None and discriminator is not None
@@ -565,7 +565,7 @@ class TFBackend:
     def _arrays(batch: Batch) -> Tuple[np.ndarray, ...]:
         # the order of TensorBatch's fields
         return (batch.x, batch.x_std, batch.target_onehot, batch.target, batch.d_index, batch.real_weights,
-                batch.mask)
+                batch.mask, batch.cost_weights)
 
     def _check_built(self) -> None:
         if not self._built:

@@ -1,0 +1,134 @@
+"""Several different counterfactuals per instance, each minimal, ranked by cost.
+
+The generator is trained with random subsets of features frozen (``random_mask_rate``), so it can
+propose a counterfactual that avoids any given variable. :func:`diverse_counterfactuals` uses that:
+for each variable the first counterfactual changes, the generator is asked again with that variable
+frozen, and every proposal goes through the same refinement (:class:`~alibi_countergan.refine.Refiner`)
+as the first one. All rows and all frozen variables go through one generator pass and one refinement,
+so the cost is a few more batched predictor calls, whatever the batch size. The valid, distinct results
+are ranked by cost.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from alibi_countergan.refine import Refiner, RegenerateFn
+
+
+@dataclass(frozen=True)
+class Alternatives:
+    """Counterfactuals of a batch, several per row, as flat arrays.
+
+    Attributes
+    ----------
+    owner
+        Row of each counterfactual.
+    cf
+        The counterfactuals, ``(M, n_features)``.
+    proba
+        Their probabilities.
+    cost
+        Their cost (see :meth:`Refiner.cost`).
+    valid
+        Whether each reaches its row's target class.
+    """
+
+    owner: np.ndarray
+    cf: np.ndarray
+    proba: np.ndarray
+    cost: np.ndarray
+    valid: np.ndarray
+
+
+def diverse_counterfactuals(x: np.ndarray, cf: np.ndarray, proba: np.ndarray, targets: np.ndarray,
+                            mask: np.ndarray, refiner: Refiner, generate: RegenerateFn,
+                            refine: bool = True) -> Alternatives:
+    """The first counterfactuals and, for each variable they change, the refined one that leaves it alone.
+
+    Parameters
+    ----------
+    x, cf, proba
+        Originals, their (refined) first counterfactuals and those counterfactuals' probabilities.
+    targets, mask
+        Target class and mutable features of each row.
+    refiner
+        The refinement applied to every new proposal.
+    generate
+        The generator's projected output for flat rows, targets and masks.
+    refine
+        Whether the new proposals are refined (False keeps the generator's raw output).
+
+    Returns
+    -------
+    Every counterfactual found (the first ones included), duplicates removed.
+    """
+    v = refiner.variables
+    changed = v.costs(x, cf, refiner.space.spread) > 0
+    rows, var = np.nonzero(changed)
+    owner, found, found_proba = [np.arange(len(x))], [cf], [proba]
+    if rows.size:
+        frozen = mask[rows] * (v.of_column[None, :] != var[:, None])
+        proposal = generate(x[rows], targets[rows], frozen)
+        proposal_proba = refiner.predict(proposal)
+        alt, alt_proba = refiner.refine(x[rows], proposal, targets[rows], frozen, proposal_proba) if refine \
+            else (proposal, proposal_proba)
+        owner.append(rows)
+        found.append(alt)
+        found_proba.append(alt_proba)
+    all_owner, all_cf, all_proba = np.concatenate(owner), np.concatenate(found), np.concatenate(found_proba)
+    keep = _distinct(all_owner, all_cf)
+    all_owner, all_cf, all_proba = all_owner[keep], all_cf[keep], all_proba[keep]
+    valid = all_proba.argmax(axis=1) == targets[all_owner]
+    return Alternatives(owner=all_owner, cf=all_cf, proba=all_proba, cost=refiner.cost(x[all_owner], all_cf),
+                        valid=valid)
+
+
+def _distinct(owner: np.ndarray, cf: np.ndarray) -> np.ndarray:
+    """Indices of the first occurrence of each (row, counterfactual) pair."""
+    keyed = np.concatenate([owner[:, None].astype(cf.dtype), cf], axis=1)
+    _, first = np.unique(keyed, axis=0, return_index=True)
+    return np.sort(first)
+
+
+def ranked(alternatives: Alternatives, n_rows: int, k: int) -> List[np.ndarray]:
+    """Per row, the indices of up to ``k`` counterfactuals: the valid ones by increasing cost, or, when a row
+    has none, its first counterfactual alone (which then says it failed)."""
+    out = []
+    for row in range(n_rows):
+        mine = np.flatnonzero(alternatives.owner == row)
+        good = mine[alternatives.valid[mine]]
+        out.append(good[np.argsort(alternatives.cost[good], kind="stable")][:k] if good.size else mine[:1])
+    return out
+
+
+def describe(alternatives: Alternatives, picks: np.ndarray, x_row: np.ndarray, shape: Sequence[int],
+             refiner: Refiner, feature_names: Optional[Sequence[str]]) -> Dict[str, Any]:
+    """One row's counterfactuals and their diversity, as stored in the explanation.
+
+    Returns
+    -------
+    ``{'X', 'class', 'proba', 'cost', 'valid', 'changed', 'mean_pairwise_distance', 'features_used'}``:
+    the counterfactuals stacked in rank order (``X`` shaped ``(k,) + shape``), the names (or indices) of
+    the variables each one changes, the mean cost between two of them (0 for fewer than two) and every
+    variable any of them changes.
+    """
+    v = refiner.variables
+    cf = alternatives.cf[picks]
+    changed = v.costs(np.broadcast_to(x_row, cf.shape), cf, refiner.space.spread) > 0
+    names = [_variable_name(int(s), v.is_group[i], feature_names) for i, s in enumerate(v.starts)]
+    per_cf = [[names[j] for j in np.flatnonzero(row)] for row in changed]
+    pairs = [(a, b) for a in range(len(cf)) for b in range(a + 1, len(cf))]
+    distance = float(np.mean([refiner.cost(cf[a:a + 1], cf[b:b + 1])[0] for a, b in pairs])) if pairs else 0.0
+    return {"X": cf.reshape((len(cf),) + tuple(shape)), "class": alternatives.proba[picks].argmax(axis=1),
+            "proba": alternatives.proba[picks], "cost": alternatives.cost[picks],
+            "valid": alternatives.valid[picks], "changed": per_cf, "mean_pairwise_distance": distance,
+            "features_used": sorted({n for row in per_cf for n in row}, key=names.index)}
+
+
+def _variable_name(start: int, is_group: bool, feature_names: Optional[Sequence[str]]) -> Any:
+    if feature_names is None:
+        return start
+    name = feature_names[start]
+    return name.split("=", 1)[0] if is_group else name

@@ -1,0 +1,347 @@
+"""Explain-time refinement: repair, then make each counterfactual minimal, with predictor calls only.
+
+The generator proposes a counterfactual in one forward pass; it is trained to be valid and small on
+average, not for each row. :class:`Refiner` post-processes a whole batch of proposals with a handful of
+batched predictor calls (no gradients, so black-box predictors work the same), in three stages:
+
+1. **Repair** the rows whose proposal misses its target: the generator is applied again to its own
+   output, and the residual is grown (scaled by 1.5, 2 and 3); the cheapest candidate that reaches the
+   target is kept (one predictor call, for the failing rows only). Rows that still miss it get a few
+   rounds of a coordinate search: each mutable variable is moved alone to each end of its range (or to
+   each other category) and the move that brings the row closest to its target is kept (one call per
+   round; tabular data only, up to ``max_exact_variables`` mutable variables).
+2. **Drop** the changed variables (a numeric feature, or a one-hot categorical variable as a whole) that
+   the target does not need. Every single-variable reversal is scored in one call; the variables are then
+   reverted cumulatively, least needed first (most costly first among equals), and the cheapest candidate
+   that still reaches the target is kept: a second call. With many changed variables (images) the order is
+   the size of each change instead, and a few fractions of the smallest changes are reverted.
+3. **Shrink** what is left towards the original: the smallest scale ``s`` of the residual in ``(0, 1]``
+   that keeps the target, found by a few rounds of a multi-point bisection (one call per round).
+
+Every candidate is built by :func:`~alibi_countergan.constraints.project`, the projection that enforces
+the constraints on the generator's output, so one-hot groups, ordinal grids, monotone directions, feature
+ranges and immutable or frozen features hold at every step. Only candidates that were evaluated are
+returned, with the probabilities the predictor gave them.
+
+"Reaching the target" is :class:`Criterion`: by default the target class must beat every other class by
+:data:`BOUNDARY_MARGIN` in probability (just past the decision boundary); a ``target_proba`` asks for that
+probability instead, as Wachter et al.'s ``target_proba`` does.
+"""
+
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Tuple
+
+import numpy as np
+
+from alibi_countergan.constraints import FeatureSpace, SpaceTensors, project
+from alibi_countergan.ops import NUMPY_OPS
+
+BOUNDARY_MARGIN = 0.05
+"""Default margin: the target's probability must exceed every other class's by this much."""
+
+GROW_SCALES = (1.5, 2.0, 3.0)
+"""Scales of the residual tried when a counterfactual misses its target."""
+
+PredictFn = Callable[[np.ndarray], np.ndarray]
+"""Flat rows ``(n, n_features)`` -> class probabilities ``(n, n_classes)``."""
+
+RegenerateFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+"""``(x, targets, mask) -> counterfactuals``: the generator's projected output for flat rows."""
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """When a counterfactual reaches its target class.
+
+    Attributes
+    ----------
+    target_proba
+        None: the target class's probability exceeds every other class's by :data:`BOUNDARY_MARGIN`.
+        A number in ``(0, 1]``: the target class is the predicted class and its probability is at
+        least ``target_proba``.
+    """
+
+    target_proba: Optional[float] = None
+
+    def slack(self, proba: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """How far each row is past the criterion (>= 0: reached)."""
+        rows = np.arange(len(proba))
+        p_target = proba[rows, targets]
+        others = proba.copy()
+        others[rows, targets] = -np.inf
+        runner_up = others.max(axis=1) if proba.shape[1] > 1 else np.zeros(len(proba))
+        if self.target_proba is None:
+            return p_target - runner_up - BOUNDARY_MARGIN
+        return np.minimum(p_target - self.target_proba, p_target - runner_up - 1e-12)
+
+    def met(self, proba: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Boolean per row: the criterion is reached."""
+        return self.slack(proba, targets) >= 0
+
+
+@dataclass(frozen=True)
+class Variables:
+    """The variables a counterfactual changes: each numeric column, and each one-hot group as a whole.
+
+    Attributes
+    ----------
+    starts
+        First column of each variable (variables are contiguous and in column order).
+    of_column
+        Variable index of each column.
+    is_group
+        Whether each variable is a one-hot group.
+    """
+
+    starts: np.ndarray
+    of_column: np.ndarray
+    is_group: np.ndarray
+
+    @classmethod
+    def from_space(cls, space: FeatureSpace) -> "Variables":
+        """The variables of a feature space."""
+        group_of = {start: stop for start, stop in space.groups}
+        starts: List[int] = []
+        is_group: List[bool] = []
+        column = 0
+        while column < space.n_features:
+            starts.append(column)
+            is_group.append(column in group_of)
+            column = group_of.get(column, column + 1)
+        start_arr = np.asarray(starts, dtype=np.int64)
+        of_column = np.repeat(np.arange(len(starts)), np.diff(np.append(start_arr, space.n_features)))
+        return cls(starts=start_arr, of_column=of_column, is_group=np.asarray(is_group, dtype=bool))
+
+    @property
+    def n(self) -> int:
+        """Number of variables."""
+        return int(self.starts.size)
+
+    def costs(self, x: np.ndarray, cf: np.ndarray, spread: np.ndarray) -> np.ndarray:
+        """Cost of each variable's change, ``(B, n)``: ``|change| / spread``, and 1 per changed category."""
+        size = np.abs(cf - x) / spread
+        cost = np.add.reduceat(size, self.starts, axis=1) if self.n < x.shape[1] else size
+        changed_group = np.logical_or.reduceat(cf != x, self.starts, axis=1) if self.n < x.shape[1] else cf != x
+        return np.where(self.is_group[None, :], changed_group.astype(size.dtype), cost)
+
+
+class Refiner:
+    """Repairs and minimises a batch of counterfactuals with batched predictor calls (see the module).
+
+    Parameters
+    ----------
+    space
+        Statistics and constraints of the explainer.
+    tensors
+        ``space`` as numpy tensors of the inputs' dtype (for :func:`project`).
+    predict
+        The predictor on flat rows.
+    criterion
+        When a counterfactual reaches its target.
+    regenerate
+        The generator applied to flat rows (for the repair stage); None skips that candidate.
+    shrink_points, shrink_rounds
+        Scales evaluated per row in each round of the shrinking search, and the number of rounds: the
+        scale is found to within ``(shrink_points + 1) ** -shrink_rounds``.
+    max_exact_variables
+        Up to this many changed variables per row, every single-variable reversal is scored; beyond it
+        (images), changes are reverted smallest first. Rows with more mutable variables than this skip the
+        coordinate search of the repair stage.
+    search_rounds
+        Rounds of the repair stage's coordinate search (each moves one more variable, one predictor call).
+    """
+
+    def __init__(self, space: FeatureSpace, tensors: SpaceTensors, predict: PredictFn, criterion: Criterion,
+                 regenerate: Optional[RegenerateFn] = None, *, shrink_points: int = 4, shrink_rounds: int = 3,
+                 max_exact_variables: int = 32, search_rounds: int = 3) -> None:
+        self.space, self.tensors, self.predict = space, tensors, predict
+        self.criterion, self.regenerate = criterion, regenerate
+        self.shrink_points, self.shrink_rounds = shrink_points, shrink_rounds
+        self.max_exact_variables, self.search_rounds = max_exact_variables, search_rounds
+        self.variables = Variables.from_space(space)
+        self.group_columns = np.zeros(space.n_features, dtype=bool)
+        for start, stop in space.groups:
+            self.group_columns[start:stop] = True
+
+    # -- building and scoring candidates ---------------------------------------------------------------
+
+    def build(self, x: np.ndarray, cf: np.ndarray, mask: np.ndarray, scale: np.ndarray,
+              keep: Optional[np.ndarray] = None) -> np.ndarray:
+        """Candidates between ``x`` and ``cf``: numeric changes scaled by ``scale`` (one per row), categories
+        switched as in ``cf``, variables where ``keep`` (per column) is 0 reverted; every constraint held."""
+        delta = cf - x
+        u = np.where(self.group_columns, 2.0 * delta, scale.reshape(-1, 1) * delta / self.space.spread)
+        m = mask if keep is None else mask * keep
+        return project(NUMPY_OPS, x, u.astype(x.dtype), m.astype(x.dtype), self.tensors, hard=True)
+
+    def cost(self, x: np.ndarray, cf: np.ndarray) -> np.ndarray:
+        """Cost of each counterfactual: L1 in units of spread, one per changed categorical variable."""
+        return self.variables.costs(x, cf, self.space.spread).sum(axis=1)
+
+    # -- the pipeline ----------------------------------------------------------------------------------
+
+    def refine(self, x: np.ndarray, cf: np.ndarray, targets: np.ndarray, mask: np.ndarray,
+               proba: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Repair, drop and shrink; returns the counterfactuals and their probabilities (new arrays).
+
+        Parameters
+        ----------
+        x, cf
+            Originals and the generator's counterfactuals, flat ``(B, n_features)``.
+        targets
+            Target class per row.
+        mask
+            1 where a feature may change, per row.
+        proba
+            The predictor's probabilities for ``cf``.
+        """
+        cf, proba = cf.copy(), proba.copy()
+        bad = np.flatnonzero(~self.criterion.met(proba, targets))
+        if bad.size:
+            cf[bad], proba[bad] = self._repair(x[bad], cf[bad], targets[bad], mask[bad], proba[bad])
+        ok = np.flatnonzero(self.criterion.met(proba, targets))
+        if ok.size:
+            args = x[ok], targets[ok], mask[ok]
+            cf[ok], proba[ok] = self._drop(*args, cf[ok], proba[ok])
+            cf[ok], proba[ok] = self._shrink(*args, cf[ok], proba[ok])
+        return cf, proba
+
+    def _choose(self, x: np.ndarray, targets: np.ndarray, owner: np.ndarray, candidates: np.ndarray,
+                cf: np.ndarray, proba: np.ndarray, fallback_best_slack: bool) -> Tuple[np.ndarray, np.ndarray]:
+        """Per row, the cheapest candidate that reaches the target (``owner`` maps candidates to rows).
+
+        With ``fallback_best_slack``, a row that no candidate brings to the target takes the candidate
+        closest to it when that is closer than the row's current counterfactual.
+        """
+        cand_proba = self.predict(candidates)
+        slack = self.criterion.slack(cand_proba, targets[owner])
+        cost = np.where(slack >= 0, self.cost(x[owner], candidates), np.inf)
+        best = _argmin_per_row(owner, cost, len(x))
+        chosen = best >= 0
+        if fallback_best_slack:
+            closest = _argmin_per_row(owner, -slack, len(x))
+            current = self.criterion.slack(proba, targets)
+            better = ~chosen & (closest >= 0)
+            better[better] = slack[closest[better]] > current[better]
+            best = np.where(better, closest, best)
+            chosen |= better
+        cf, proba = cf.copy(), proba.copy()
+        cf[chosen], proba[chosen] = candidates[best[chosen]], cand_proba[best[chosen]]
+        return cf, proba
+
+    def _repair(self, x: np.ndarray, cf: np.ndarray, targets: np.ndarray, mask: np.ndarray,
+                proba: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        bases = [cf]
+        if self.regenerate is not None:
+            bases.append(self.regenerate(cf, targets, mask))
+        candidates = [bases[-1]] if len(bases) > 1 else []
+        for base in bases:
+            candidates += [self.build(x, base, mask, np.full(len(x), s)) for s in GROW_SCALES]
+        owner = np.tile(np.arange(len(x)), len(candidates))
+        cf, proba = self._choose(x, targets, owner, np.concatenate(candidates), cf, proba, fallback_best_slack=True)
+        for _ in range(self.search_rounds):
+            bad = np.flatnonzero(~self.criterion.met(proba, targets))
+            if not bad.size or self._mutable_variables(mask[bad]).sum(axis=1).max() > self.max_exact_variables:
+                break
+            cf[bad], proba[bad] = self._coordinate_step(x[bad], targets[bad], mask[bad], cf[bad], proba[bad])
+        return cf, proba
+
+    def _mutable_variables(self, mask: np.ndarray) -> np.ndarray:
+        """Per row, which variables may change."""
+        return np.logical_or.reduceat(mask > 0, self.variables.starts, axis=1)
+
+    def _coordinate_step(self, x: np.ndarray, targets: np.ndarray, mask: np.ndarray, cf: np.ndarray,
+                         proba: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """One round of a coordinate search for rows that still miss their target: every mutable variable is
+        moved, alone, to each end of its range (or to each other category), and the move that brings the row
+        closest to its target is kept. The drop and shrink stages then undo what the target does not need."""
+        v, space = self.variables, self.space
+        owners, candidates = [], []
+        for var in np.flatnonzero(self._mutable_variables(mask).any(axis=0)):
+            rows = np.flatnonzero(mask[:, v.starts[var]] > 0)
+            start = int(v.starts[var])
+            stop = int(v.starts[var + 1]) if var + 1 < v.n else space.n_features
+            if v.is_group[var]:
+                values = [np.eye(stop - start, dtype=x.dtype)[c] for c in range(stop - start)]
+            else:
+                values = [space.lower[start:stop], space.upper[start:stop]]
+            for value in values:
+                moved = cf[rows].copy()
+                moved[:, start:stop] = value
+                changed = np.any(moved != cf[rows], axis=1)
+                if changed.any():
+                    keep = rows[changed]
+                    candidates.append(self.build(x[keep], moved[changed], mask[keep], np.ones(len(keep))))
+                    owners.append(keep)
+        if not candidates:
+            return cf, proba
+        return self._choose(x, targets, np.concatenate(owners), np.concatenate(candidates), cf, proba,
+                            fallback_best_slack=True)
+
+    def _drop(self, x: np.ndarray, targets: np.ndarray, mask: np.ndarray, cf: np.ndarray,
+              proba: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        v = self.variables
+        costs = v.costs(x, cf, self.space.spread)
+        changed = costs > 0
+        n_changed = changed.sum(axis=1)
+        most = int(n_changed.max(initial=0))
+        ones = np.ones(len(x))
+        if most <= self.max_exact_variables:
+            # score every single reversal: the higher the slack without a variable, the less it is needed
+            rows, var = np.nonzero(changed)
+            keep = (v.of_column[None, :] != var[:, None]).astype(x.dtype)
+            single = self.predict(self.build(x[rows], cf[rows], mask[rows], ones[rows], keep))
+            need = np.full(changed.shape, np.inf)
+            need[rows, var] = -self.criterion.slack(single, targets[rows])
+            order = np.lexsort((-costs, need))  # per row: least needed first, most costly first among equals
+            dropped_per_step = [np.full(len(x), k) for k in range(1, most)]
+        else:
+            order = np.argsort(np.where(changed, costs, np.inf), axis=1, kind="stable")  # smallest changes first
+            dropped_per_step = [(n_changed * j) // 8 for j in range(1, 8)]
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.broadcast_to(np.arange(v.n), order.shape), axis=1)
+        owners, candidates = [], []
+        for dropped in dropped_per_step:
+            rows = np.flatnonzero((dropped > 0) & (dropped < n_changed))
+            if rows.size:
+                keep = (rank[rows] >= dropped[rows, None])[:, v.of_column].astype(x.dtype)
+                candidates.append(self.build(x[rows], cf[rows], mask[rows], ones[rows], keep))
+                owners.append(rows)
+        if not candidates:
+            return cf, proba
+        return self._choose(x, targets, np.concatenate(owners), np.concatenate(candidates), cf, proba,
+                            fallback_best_slack=False)
+
+    def _shrink(self, x: np.ndarray, targets: np.ndarray, mask: np.ndarray, cf: np.ndarray,
+                proba: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        n, m = len(x), self.shrink_points
+        lo, hi = np.zeros(n), np.ones(n)
+        best, best_proba = cf.copy(), proba.copy()
+        fractions = np.arange(1, m + 1) / (m + 1)
+        for _ in range(self.shrink_rounds):
+            scales = lo[None, :] + (hi - lo)[None, :] * fractions[:, None]  # (m, n)
+            owner = np.tile(np.arange(n), m)
+            candidates = self.build(np.tile(x, (m, 1)), np.tile(cf, (m, 1)), np.tile(mask, (m, 1)),
+                                    scales.reshape(-1))
+            cand_proba = self.predict(candidates)
+            met = self.criterion.met(cand_proba, targets[owner]).reshape(m, n)
+            first = np.where(met.any(axis=0), met.argmax(axis=0), m)  # smallest scale that reaches the target
+            found = first < m
+            pick = first[found] * n + np.flatnonzero(found)
+            best[found], best_proba[found] = candidates[pick], cand_proba[pick]
+            new_hi = np.where(found, scales[np.minimum(first, m - 1), np.arange(n)], hi)
+            below = np.where(found, first - 1, m - 1)
+            lo = np.where(below >= 0, scales[np.maximum(below, 0), np.arange(n)], lo)
+            hi = new_hi
+        return best, best_proba
+
+
+def _argmin_per_row(owner: np.ndarray, key: np.ndarray, n_rows: int) -> np.ndarray:
+    """For each row, the index of its candidate with the smallest finite ``key`` (-1 if none)."""
+    out = np.full(n_rows, -1)
+    finite = np.flatnonzero(np.isfinite(key))
+    if finite.size:
+        order = finite[np.lexsort((key[finite], owner[finite]))]
+        rows, first = np.unique(owner[order], return_index=True)
+        out[rows] = order[first]
+    return out

@@ -1,0 +1,76 @@
+"""Several counterfactuals per instance, and categorical variables named as a whole."""
+
+import numpy as np
+import pytest
+
+from alibi_countergan import CounteRGAN
+from alibi_countergan.constraints import violations
+
+
+@pytest.fixture(scope="module")
+def compas_explainer(backend, compas, compas_model):
+    data, X_train, X_test, _, _ = compas
+    explainer = CounteRGAN(backend.numpy_fn(compas_model), (1, X_train.shape[1]), backend=backend.name,
+                           cat_vars=data.cat_vars, feature_names=data.feature_names,
+                           immutable_features=["sex", "race", "age"], train_steps=300, verbose=False).fit(X_train)
+    rows = backend.numpy_fn(compas_model)(X_test).argmax(1) == 0
+    return explainer, X_test[rows][:60]
+
+
+def test_several_counterfactuals_are_valid_distinct_ranked_and_constrained(compas_explainer):
+    explainer, X = compas_explainer
+    single = explainer.explain(X, target_class=1)
+    several = explainer.explain(X, target_class=1, n_counterfactuals=3)
+    assert "counterfactuals" not in single.data  # k = 1 keeps CFProto's layout
+    assert set(single.data) <= set(several.data)
+    assert several.success.mean() >= single.success.mean()
+    lengths = []
+    for i, found in enumerate(several.data["counterfactuals"]):
+        k = len(found["X"])
+        lengths.append(k)
+        assert 1 <= k <= 3
+        assert np.all(np.diff(found["cost"]) >= 0)  # ranked by cost
+        flat = found["X"].reshape(k, -1)
+        assert len(np.unique(flat, axis=0)) == k  # distinct
+        np.testing.assert_array_equal(flat[0], several.cf["X"][i])  # cf is the first, cheapest one
+        if several.success[i]:
+            assert np.all(found["valid"]) and np.all(found["class"] == 1)
+        broken = violations(np.repeat(X[i:i + 1], k, 0), flat, explainer.space_)
+        assert all(int(v.sum()) == 0 for v in broken.values())
+        assert found["mean_pairwise_distance"] >= 0 and (k > 1) == (found["mean_pairwise_distance"] > 0)
+        assert set(found["features_used"]) == {name for names in found["changed"] for name in names}
+        assert not {"sex", "race", "age"} & set(found["features_used"])
+    assert np.mean(lengths) > 1.5  # most people get a real choice
+
+
+def test_one_instance_gets_one_dict_of_counterfactuals(compas_explainer):
+    explainer, X = compas_explainer
+    explanation = explainer.explain(X[0], target_class=1, n_counterfactuals=2)
+    found = explanation.data["counterfactuals"]
+    assert isinstance(found, dict) and found["X"].shape[1:] == (X.shape[1],)
+    with pytest.raises(ValueError, match="n_counterfactuals"):
+        explainer.explain(X[0], target_class=1, n_counterfactuals=0)
+
+
+def test_a_categorical_variable_is_named_as_a_whole(backend, compas, compas_model):
+    data, X_train, X_test, _, _ = compas
+    predict = backend.numpy_fn(compas_model)
+    explainer = CounteRGAN(predict, (1, X_train.shape[1]), backend=backend.name, cat_vars=data.cat_vars,
+                           feature_names=data.feature_names, immutable_features=["sex", "race"],
+                           train_steps=100, verbose=False)
+    columns = [j for j, name in enumerate(data.feature_names) if name.split("=")[0] in ("sex", "race")]
+    assert sorted(explainer._immutable) == columns
+    explainer.fit(X_train)
+    X = X_test[predict(X_test).argmax(1) == 0][:50]
+    charge = [j for j, name in enumerate(data.feature_names) if name.startswith("c_charge_degree=")]
+    explanation = explainer.explain(X, target_class=1, immutable_features=["c_charge_degree"])
+    np.testing.assert_array_equal(explanation.cf["X"][:, columns + charge], X[:, columns + charge])
+    with pytest.raises(ValueError, match="categories have no order"):
+        CounteRGAN(predict, (1, X_train.shape[1]), backend=backend.name, cat_vars=data.cat_vars,
+                   feature_names=data.feature_names, monotone={"race": "increasing"})
+    with pytest.raises(ValueError, match="categorical variables: .*'sex'"):
+        CounteRGAN(predict, (1, X_train.shape[1]), backend=backend.name, cat_vars=data.cat_vars,
+                   feature_names=data.feature_names, immutable_features=["gender"])
+    with pytest.raises(ValueError, match="not one categorical group"):
+        CounteRGAN(predict, (1, X_train.shape[1]), backend=backend.name,  # groups not declared
+                   feature_names=data.feature_names, immutable_features=["sex"])

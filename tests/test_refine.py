@@ -1,0 +1,135 @@
+"""The explain-time refinement: constraints held at every step, minimal and valid counterfactuals, batched calls."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alibi_countergan import CounteRGAN
+from alibi_countergan.constraints import build_feature_space, change_cost, project, violations
+from alibi_countergan.ops import NUMPY_OPS
+from alibi_countergan.refine import BOUNDARY_MARGIN, Criterion, Refiner
+
+# a space with every kind of constraint: numeric, monotone up and down, ordinal, one-hot groups, immutable
+N_FEATURES = 9
+GROUPS = ((4, 7),)
+
+
+def _space(rng: np.random.Generator):
+    fit = rng.normal(size=(200, N_FEATURES)).astype(np.float32)
+    fit[:, 3] = rng.integers(0, 6, 200)  # ordinal counts
+    fit[:, 4:7] = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 200)]
+    fit[:, 8] = rng.integers(0, 2, 200)
+    return build_feature_space(fit, channel_index=None, feature_shape=(N_FEATURES,), feature_range=None,
+                               immutable=[7], monotone={1: 1, 2: -1}, groups=GROUPS,
+                               grids={3: np.arange(6, dtype=np.float32), 8: np.array([0, 1], np.float32)},
+                               min_change=0.1), fit
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2 ** 16), scale=st.floats(0.0, 4.0), keep_rate=st.floats(0.0, 1.0),
+       frozen_rate=st.floats(0.0, 1.0))
+def test_every_refinement_candidate_holds_every_constraint(seed, scale, keep_rate, frozen_rate):
+    rng = np.random.default_rng(seed)
+    space, fit = _space(rng)
+    x = fit[rng.integers(0, len(fit), 16)]
+    mask = np.broadcast_to(space.mutable, x.shape) * (rng.random(x.shape) >= frozen_rate)
+    for start, stop in space.groups:  # a request freezes a group as a whole
+        mask[:, start:stop] = mask[:, start:start + 1]
+    tensors = space.tensors(NUMPY_OPS)
+    cf = project(NUMPY_OPS, x, rng.normal(scale=3.0, size=x.shape).astype(np.float32), mask, tensors, hard=True)
+    refiner = Refiner(space, tensors, lambda rows: np.full((len(rows), 2), 0.5), Criterion())
+    keep = (rng.random(x.shape) < keep_rate).astype(np.float32)
+    candidate = refiner.build(x, cf, mask, np.full(len(x), scale, dtype=np.float32), keep)
+    broken = violations(x, candidate, space, mask=mask)
+    assert all(int(v.sum()) == 0 for v in broken.values()), {k: v.tolist() for k, v in broken.items()}
+    # scale 1 with everything kept gives back the counterfactual, but for changes that the range clipped
+    # below min_change (the refinement drops those)
+    same = refiner.build(x, cf, mask, np.ones(len(x), dtype=np.float32))
+    tiny = np.abs(cf - x) < space.min_change * space.spread
+    np.testing.assert_allclose(same[~tiny], cf[~tiny], atol=1e-5)
+    np.testing.assert_array_equal(same[tiny], x[tiny])
+
+
+def test_the_criterion_is_the_margin_past_the_boundary_or_a_target_probability():
+    proba = np.array([[0.46, 0.54], [0.49, 0.51], [0.1, 0.9], [0.25, 0.28]])
+    target = np.array([1, 1, 1, 1])
+    assert Criterion().met(proba, target).tolist() == [True, False, True, False]
+    assert Criterion(0.8).met(proba, target).tolist() == [False, False, True, False]
+    np.testing.assert_allclose(Criterion().slack(proba[:1], target[:1]), 0.54 - 0.46 - BOUNDARY_MARGIN)
+
+
+def _cost(explainer, x, cf):
+    return change_cost(NUMPY_OPS, x, cf, explainer.space_.tensors(NUMPY_OPS)) * explainer.space_.tensors(
+        NUMPY_OPS).n_variables
+
+
+def test_refinement_keeps_every_valid_row_valid_and_never_costs_more(pima, pima_whitebox):
+    _, _, X_test, _, _ = pima
+    raw = pima_whitebox.explain(X_test, target_class="other", refine=False)
+    refined = pima_whitebox.explain(X_test, target_class=raw.target)
+    assert np.all(refined.success[raw.success])  # what the generator found stays found
+    assert refined.success.mean() >= raw.success.mean()
+    both = raw.success & refined.success
+    raw_cost, refined_cost = _cost(pima_whitebox, X_test, raw.cf["X"]), _cost(pima_whitebox, X_test, refined.cf["X"])
+    assert np.all(refined_cost[both] <= raw_cost[both] + 1e-4)
+    assert refined_cost[both].mean() < 0.8 * raw_cost[both].mean()  # minimal, not merely no worse
+    # each refined success is past the boundary by the margin, with the probabilities the predictor gives
+    met = Criterion().met(refined.cf["proba"], refined.target)
+    assert np.all(met[refined.success & ~raw.success] | ~refined.success[refined.success & ~raw.success])
+    assert np.mean(met[refined.success]) >= 0.95
+
+
+def test_a_target_probability_is_reached_when_asked(pima, pima_whitebox):
+    _, _, X_test, _, _ = pima
+    loose = pima_whitebox.explain(X_test, target_class="other")
+    strict = pima_whitebox.explain(X_test, target_class=loose.target, target_proba=0.8)
+    p_strict = strict.cf["proba"][np.arange(len(X_test)), strict.target]
+    assert np.mean(p_strict[strict.success] >= 0.8) >= 0.9
+    assert np.median(_cost(pima_whitebox, X_test, strict.cf["X"])) > np.median(
+        _cost(pima_whitebox, X_test, loose.cf["X"]))
+
+
+def test_refinement_calls_the_predictor_a_handful_of_times_whatever_the_batch(backend, compas, compas_model):
+    data, X_train, X_test, _, _ = compas
+    predict = backend.numpy_fn(compas_model)
+    calls = []
+
+    def counting(x):
+        calls.append(len(x))
+        return predict(x)
+
+    explainer = CounteRGAN(counting, (1, X_train.shape[1]), backend=backend.name, cat_vars=data.cat_vars,
+                           feature_names=data.feature_names, immutable_features=["sex", "race", "age"],
+                           train_steps=300, verbose=False).fit(X_train)
+    rows = predict(X_test).argmax(1) == 0
+    counts = {}
+    for n in (1, int(rows.sum())):
+        calls.clear()
+        explanation = explainer.explain(X_test[rows][:n], target_class=1)
+        counts[n] = len(calls)
+        broken = violations(X_test[rows][:n], explanation.cf["X"], explainer.space_)
+        assert all(int(v.sum()) == 0 for v in broken.values())
+    assert max(counts.values()) <= 12, counts
+
+
+def test_a_row_without_counterfactual_says_so(pima, pima_whitebox):
+    _, _, X_test, _, _ = pima
+    every = list(range(8))
+    explanation = pima_whitebox.explain(X_test[:20], target_class="other", immutable_features=every)
+    np.testing.assert_array_equal(explanation.cf["X"], X_test[:20])
+    assert not explanation.success.any()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["white-box", "black-box"])
+def test_validity_does_not_fall_as_training_runs_longer(backend, pima, pima_model, method):
+    _, X_train, X_test, _, _ = pima
+    predictor = pima_model if method == "white-box" else backend.numpy_fn(pima_model)
+    validity = {}
+    for steps in (250, 1000, 4000):
+        explainer = CounteRGAN(predictor, (1, 8), backend=backend.name, method=method, train_steps=steps,
+                               immutable_features=["Pregnancies", "Age"], verbose=False, seed=0).fit(X_train)
+        validity[steps] = float(explainer.explain(X_test, target_class="other").success.mean())
+    assert min(validity.values()) >= 0.9, validity
+    assert validity[4000] >= validity[250] - 0.03, validity
