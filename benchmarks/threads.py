@@ -9,8 +9,10 @@ subset, a small CNN) a white-box CounteRGAN is fitted with ``n_threads=1`` and w
 ``n_threads=None`` (PyTorch's default: one thread per core), first with nothing else started by
 the script, then next to two busy processes (``python -c "while True: pass"``, started and
 killed by the script). Every fit runs in a fresh process. A fit that would take longer than
-``--cap`` seconds is stopped there and its time is extrapolated from its iterations per second
-(marked in the table). The load average is printed with each row: other users' work counts too.
+``--cap`` seconds is stopped there and its time is extrapolated: the time to its first iteration's
+end (checks, the classifier on the fit data, building the networks) plus the mean time of its
+later iterations for the remaining ones (marked in the table). The load average is printed with
+each row: other users' work counts too.
 """
 
 import argparse
@@ -72,12 +74,12 @@ def _one(dataset: str, n_threads: Optional[int], steps: int, cap: float) -> Dict
         extra = {}
     torch.set_num_threads(default_threads)  # the user's setting, as n_threads=None leaves it
 
-    done = {"steps": 0}
+    ends: List[float] = []  # when each iteration ended
     start = time.perf_counter()
 
     def stop_at_cap(step: int, losses: Any, explainer: Any) -> None:
-        done["steps"] = step + 1
-        if time.perf_counter() - start > cap:
+        ends.append(time.perf_counter())
+        if ends[-1] - start > cap:
             raise StopTraining
 
     threads_in_fit: List[int] = []
@@ -87,11 +89,13 @@ def _one(dataset: str, n_threads: Optional[int], steps: int, cap: float) -> Dict
     start = time.perf_counter()
     explainer.fit(X_train)
     seconds = time.perf_counter() - start
-    capped = done["steps"] < steps
+    capped = len(ends) < steps
+    setup = ends[0] - start  # checks, the predictor on the fit data, building the networks, the first iteration
+    per_step = (ends[-1] - ends[0]) / max(1, len(ends) - 1)
     return {"dataset": dataset, "n_threads": n_threads, "threads_in_fit": max(threads_in_fit),
-            "torch_default": default_threads, "steps": steps, "steps_run": done["steps"],
-            "seconds": seconds * steps / done["steps"] if capped else seconds, "capped": capped,
-            "load_average": os.getloadavg()}
+            "torch_default": default_threads, "steps": steps, "steps_run": len(ends), "setup_seconds": setup,
+            "seconds_per_step": per_step, "seconds": setup + per_step * (steps - 1) if capped else seconds,
+            "capped": capped, "load_average": os.getloadavg()}
 
 
 def main() -> int:
@@ -115,7 +119,8 @@ def main() -> int:
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     rows = []
-    print(f"{'load':<14}{'data':<8}{'n_threads':>10}{'threads':>9}{'fit s':>9}  {'load average (1, 5, 15 min)':<28}")
+    print(f"{'load':<14}{'data':<8}{'n_threads':>10}{'threads':>9}{'fit s':>9}{'s/iter':>8}{'iters run':>11}  "
+          f"{'load average (1, 5, 15 min)':<28}")
     for busy in sorted({0, args.busy}):
         hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
         try:
@@ -135,12 +140,12 @@ def main() -> int:
                     mark = "*" if row["capped"] else " "
                     load = ", ".join(f"{v:.1f}" for v in row["load_average"])
                     print(f"{label:<14}{dataset:<8}{shown:>10}{row['threads_in_fit']:>9}{row['seconds']:>8.1f}{mark}"
-                          f"  {load:<28}", flush=True)
+                          f"{row['seconds_per_step']:>8.3f}{row['steps_run']:>11}  {load:<28}", flush=True)
         finally:
             for hog in hogs:
                 hog.kill()
                 hog.wait()
-    print("* stopped at the cap; time extrapolated from its iterations per second")
+    print("* stopped at the cap; time extrapolated from its set-up and its mean time per iteration")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0
