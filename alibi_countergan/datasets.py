@@ -1,10 +1,12 @@
 """Data sets for the demo, the tests and the benchmarks.
 
-The package ships one table, a trimmed copy of ProPublica's COMPAS data (the columns a model
-uses, no names or identifiers; see :func:`load_compas`). Every other data set is read from a
-path the caller gives, and a missing file is a clear error naming it.
+The package ships two small tables: a trimmed copy of ProPublica's COMPAS data (the columns a
+model uses, no names or identifiers; see :func:`load_compas`) and the Pima Indians Diabetes data
+(see :func:`load_pima`). MNIST is read from a path the caller gives (the repository holds a
+5,000-image subset in ``data/mnist-subset.npz``), and a missing file is a clear error naming it.
 """
 
+import gzip
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -81,11 +83,10 @@ class TabularData:
         return {**numeric, **out}
 
 
-def _require(path: PathLike, what: str) -> Path:
+def _require(path: PathLike, what: str, where: str) -> Path:
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"{what}: no file at {p.resolve()}. Pass the path of the file (the data README "
-                                f"of the project says where to get it).")
+        raise FileNotFoundError(f"{what}: no file at {p.resolve()}. {where}")
     return p
 
 
@@ -127,7 +128,8 @@ def load_compas(path: Optional[PathLike] = None) -> TabularData:
         with resources.files("alibi_countergan").joinpath("data/compas.csv.gz").open("rb") as f:
             frame = pd.read_csv(f, compression="gzip")
     else:
-        frame = pd.read_csv(_require(path, "COMPAS data"))
+        where = "Pass the path of ProPublica's compas-scores-two-years.csv, or no path for the shipped table."
+        frame = pd.read_csv(_require(path, "COMPAS data", where))
         missing = [c for c in COMPAS_NUMERIC + COMPAS_CATEGORICAL + ["two_year_recid"] if c not in frame.columns]
         if missing:
             raise ValueError(f"COMPAS data at {path} lacks the columns {missing}.")
@@ -142,15 +144,25 @@ def load_compas(path: Optional[PathLike] = None) -> TabularData:
                        target_names=["reoffended", "did not reoffend"], raw=frame)
 
 
-def load_pima(path: PathLike) -> TabularData:
+def load_pima(path: Optional[PathLike] = None) -> TabularData:
     """The Pima Indians Diabetes data (768 rows, 8 features; label 1 = diabetes).
 
     Parameters
     ----------
     path
-        The headerless CSV file ``pima-indians-diabetes.csv``.
+        None reads the copy shipped with the package (the data of Smith et al., 1988, as
+        distributed by the UCI repository: 768 women of Pima heritage near Phoenix, Arizona). A
+        path reads a headerless CSV file laid out like ``pima-indians-diabetes.csv``: the eight
+        features of :data:`PIMA_FEATURES`, then the label.
     """
-    data = np.loadtxt(_require(path, "Pima diabetes data"), delimiter=",", dtype=np.float64)
+    if path is None:
+        with resources.files("alibi_countergan").joinpath("data/pima.csv.gz").open("rb") as f, \
+                gzip.open(f, "rt") as text:
+            data = np.loadtxt(text, delimiter=",", dtype=np.float64)
+    else:
+        data = np.loadtxt(_require(path, "Pima diabetes data", "Pass the path of a headerless CSV file of 8 "
+                                   "features and the label, or no path for the copy shipped with the package."),
+                          delimiter=",", dtype=np.float64)
     if data.ndim != 2 or data.shape[1] != 9:
         raise ValueError(f"Pima data at {path} must have 9 columns (8 features and the label), got shape "
                          f"{data.shape}.")
@@ -165,13 +177,17 @@ def load_mnist(path: PathLike) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     Parameters
     ----------
     path
-        An ``.npz`` file with ``x_train``, ``y_train``, ``x_test``, ``y_test``.
+        An ``.npz`` file with ``x_train``, ``y_train``, ``x_test``, ``y_test``: the standard
+        ``mnist.npz`` (``tf.keras.datasets.mnist.load_data()`` downloads it into
+        ``~/.keras/datasets/``), or the repository's 5,000-image subset ``data/mnist-subset.npz``.
 
     Returns
     -------
     ``(x_train, y_train, x_test, y_test)``: float32 images and int64 labels.
     """
-    with np.load(_require(path, "MNIST data")) as d:
+    with np.load(_require(path, "MNIST data", "Pass the path of an mnist.npz file: the repository holds a "
+                          "5,000-image subset in data/mnist-subset.npz, and tf.keras.datasets.mnist.load_data() "
+                          "downloads the full file into ~/.keras/datasets/mnist.npz.")) as d:
         missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in d.files]
         if missing:
             raise ValueError(f"MNIST file {path} lacks the arrays {missing}.")

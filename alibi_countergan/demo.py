@@ -9,20 +9,33 @@ the probabilities before and after, like Table 4 of the paper, with the time one
 
 import argparse
 import time
-from typing import Callable, Dict, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
 from alibi_countergan.datasets import TabularData, load_compas
+
+DEFAULT_STEPS = 1000
+"""Training iterations of each explainer."""
+
+EXPECTED_SECONDS = {"white-box": 30.0, "black-box": 25.0}
+"""Fit time of each explainer with :data:`DEFAULT_STEPS` iterations on two CPU cores shared with other work
+(measured: 29 s and 25 s at a load average of 7; 57 s and 53 s next to two more busy processes)."""
 
 IMMUTABLE = ["age", "juv_fel_count", "juv_misd_count", "juv_other_count", "sex=Female", "sex=Male"]
 """Features the recourse may not touch in the demo (race is added by ``--allow-race``'s absence)."""
 
 
 def train_classifier(X: np.ndarray, y: np.ndarray, seed: int = 0, epochs: int = 30) -> "object":
-    """A 3-hidden-layer PyTorch MLP on raw COMPAS features (standardisation is its first layer)."""
+    """A 3-hidden-layer PyTorch MLP on raw COMPAS features (standardisation is its first layer).
+
+    Trained with one intra-op thread (the user's setting is restored afterwards), like CounteRGAN's
+    default ``n_threads``: for a network this small more threads only cost time on a shared machine.
+    """
     import torch
     from torch import nn
+
+    from alibi_countergan.threads import intra_op_threads
 
     class Standardise(nn.Module):
         def __init__(self, mean: np.ndarray, std: np.ndarray) -> None:
@@ -35,7 +48,7 @@ def train_classifier(X: np.ndarray, y: np.ndarray, seed: int = 0, epochs: int = 
             assert isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor)
             return (x - mean) / std
 
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), intra_op_threads("pytorch", 1):
         torch.manual_seed(seed)
         model = nn.Sequential(Standardise(X.mean(0), X.std(0)), nn.Linear(X.shape[1], 32), nn.ReLU(),
                               nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 2),
@@ -53,28 +66,71 @@ def train_classifier(X: np.ndarray, y: np.ndarray, seed: int = 0, epochs: int = 
     return model
 
 
-def _format_change(before: Union[float, str], after: Union[float, str]) -> str:
+WHITE_BOX_AND_BLACK_BOX = ("white-box: the explainer learns through the classifier's gradients (it needs the model "
+                           "itself); black-box: it only calls a function that returns the classifier's "
+                           "probabilities (any model, even a remote one).")
+"""The one-line meaning of the two modes, printed by the demo."""
+
+UNCHANGED = "."
+"""A change cell for a value the counterfactual keeps."""
+
+
+def format_change(before: Union[float, str], after: Union[float, str]) -> str:
+    """A change cell: ``+2`` or ``-0.50`` for numbers, ``old -> new`` for categories, ``.`` when unchanged."""
     if isinstance(before, str) or isinstance(after, str):
-        return "-" if before == after else f"{after}"
+        return UNCHANGED if before == after else f"{before} -> {after}"
     delta = float(after) - float(before)
-    return "-" if abs(delta) < 1e-6 else f"{delta:+.0f}" if float(before).is_integer() else f"{delta:+.2f}"
+    if abs(delta) < 1e-6:
+        return UNCHANGED
+    return f"{delta:+.0f}" if float(before).is_integer() and float(after).is_integer() else f"{delta:+.2f}"
 
 
-def print_table(data: TabularData, originals: np.ndarray, columns: Dict[str, np.ndarray],
-                before: np.ndarray, after: Dict[str, np.ndarray], favourable: int) -> None:
-    """Print one person's original values and each method's proposed changes (Table 4 of the paper)."""
-    rows = data.describe(originals)
-    described = {name: data.describe(cf) for name, cf in columns.items()}
-    width = max(len(k) for k in rows) + 2
-    header = f"{'feature':<{width}}{'original':>12}" + "".join(f"{name:>14}" for name in columns)
-    print(header)
-    print("-" * len(header))
-    for feature, value in rows.items():
-        shown = value if isinstance(value, str) else f"{value:g}"
-        cells = "".join(f"{_format_change(value, described[n][feature]):>14}" for n in columns)
-        print(f"{feature:<{width}}{shown:>12}{cells}")
+def format_person(data: TabularData, original: np.ndarray, counterfactuals: Dict[str, np.ndarray],
+                  before: np.ndarray, after: Dict[str, np.ndarray], success: Dict[str, bool],
+                  favourable: int) -> List[str]:
+    """The lines that show one person's values and each method's proposed changes (Table 4 of the paper).
+
+    Parameters
+    ----------
+    data
+        The data set (feature names and categories).
+    original
+        The person's encoded row.
+    counterfactuals
+        Per method, its counterfactual of the row.
+    before, after
+        The classifier's probabilities for the row, and per method for its counterfactual.
+    success
+        Per method, whether its counterfactual reached the favourable class; a method that did
+        not is reported as "no counterfactual found" instead of a column.
+    favourable
+        The target class.
+    """
     label = f"P({data.target_names[favourable]})"
-    print(f"{label:<{width}}{before[favourable]:>12.2f}" + "".join(f"{after[n][favourable]:>14.2f}" for n in columns))
+    found = [name for name in counterfactuals if success[name]]
+    lines: List[str] = []
+    if found:
+        values = data.describe(original)
+        described = {name: data.describe(counterfactuals[name]) for name in found}
+        rows = [["feature", "original"] + [f"{name} change" for name in found]]
+        for feature, value in values.items():
+            shown = value if isinstance(value, str) else f"{value:g}"
+            rows.append([feature, shown] + [format_change(value, described[n][feature]) for n in found])
+        rows.append([label, f"{before[favourable]:.2f}"] + [f"{after[n][favourable]:.2f}" for n in found])
+        widths = [max(len(row[j]) for row in rows) for j in range(len(rows[0]))]
+
+        def line(row: List[str]) -> str:
+            return "  ".join([row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])])
+
+        lines.append(line(rows[0]))
+        lines.append("-" * len(lines[0]))
+        lines.extend(line(row) for row in rows[1:])
+    for name in counterfactuals:
+        if not success[name]:
+            lines.append(f"{name}: no counterfactual found ({label} {before[favourable]:.2f} -> "
+                         f"{after[name][favourable]:.2f}, the classifier still predicts "
+                         f"'{data.target_names[int(np.argmax(after[name]))]}')")
+    return lines
 
 
 def _median_ms(fn: Callable[[], object], repeats: int = 50) -> float:
@@ -98,21 +154,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the demo; returns the process exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--people", type=int, default=4, help="how many people to show")
-    parser.add_argument("--steps", type=int, default=2000, help="training iterations of each explainer")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training iterations of each explainer")
     parser.add_argument("--allow-race", action="store_true",
                         help="let counterfactuals change race (to probe the classifier for bias)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
 
     import torch
 
     from alibi_countergan import CounteRGAN
-
-    torch.set_num_threads(min(4, torch.get_num_threads()))
+    started = time.perf_counter()
     data = load_compas()
     X_train, X_test, y_train, y_test = data.split(0.2, seed=args.seed)
-    print(f"COMPAS (shipped table): {len(X_train)} training and {len(X_test)} test people, "
-          f"{X_train.shape[1]} encoded features")
+    print(f"COMPAS (the table shipped with the package): {len(X_train)} training and {len(X_test)} test people, "
+          f"{X_train.shape[1]} encoded features; label 1: '{data.target_names[1]}'")
+    print("1/3 training the classifier (a small PyTorch network; a few seconds)", flush=True)
     model = train_classifier(X_train, y_train, seed=args.seed)
 
     def predict_fn(x: np.ndarray) -> np.ndarray:
@@ -120,43 +177,57 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return model(torch.as_tensor(x, dtype=torch.float32)).numpy()  # type: ignore[operator]
 
     accuracy = float((predict_fn(X_test).argmax(1) == y_test).mean())
-    print(f"classifier: test accuracy {accuracy:.3f}\n")
+    print(f"    test accuracy {accuracy:.3f}")
+    print(WHITE_BOX_AND_BLACK_BOX)
 
     immutable = IMMUTABLE + ([] if args.allow_race else [n for n in data.feature_names if n.startswith("race=")])
     common = dict(feature_names=data.feature_names, cat_vars=data.cat_vars, immutable_features=immutable,
                   monotone={"priors_count": "decreasing"},
                   ordinal_features=["priors_count", "days_b_screening_arrest"], train_steps=args.steps,
-                  seed=args.seed, verbose=False)
+                  seed=args.seed, verbose=not args.quiet)
     explainers = {}
-    for name, predictor, method in (("white-box", model, "white-box"), ("black-box", predict_fn, "black-box")):
+    for stage, (name, predictor, method) in enumerate((("white-box", model, "white-box"),
+                                                       ("black-box", predict_fn, "black-box")), start=2):
+        print(f"{stage}/3 fitting the {name} explainer: {args.steps} iterations (about "
+              f"{EXPECTED_SECONDS[name] * args.steps / DEFAULT_STEPS:.0f} s on two cores)", flush=True)
         start = time.perf_counter()
         explainers[name] = CounteRGAN(predictor, (1, X_train.shape[1]), method=method, **common).fit(X_train)
-        print(f"fitted {name} CounteRGAN in {time.perf_counter() - start:.1f} s")
+        print(f"    fitted in {time.perf_counter() - start:.1f} s", flush=True)
 
     favourable = 1
+    label = f"P({data.target_names[favourable]})"
     unfavourable = np.flatnonzero(predict_fn(X_test).argmax(1) != favourable)
     people = unfavourable[: args.people]
     explanations = {name: e.explain(X_test[people], target_class=favourable) for name, e in explainers.items()}
-    print(f"\nRecourse for {len(people)} people predicted to reoffend (target: '{data.target_names[favourable]}'); "
-          f"'-' means unchanged; immutable: {', '.join(immutable)}; priors_count may only decrease; "
-          f"counts stay whole numbers.\n")
+    print(f"\nRecourse for {len(people)} people the classifier expects to reoffend (target: "
+          f"'{data.target_names[favourable]}').")
+    print(f"'original' holds the person's values; each 'change' column holds what that explainer's "
+          f"counterfactual changes: numbers show the change ('+2', '-3'), categories show 'old -> new', "
+          f"'{UNCHANGED}' means unchanged. Last row: the classifier's {label} before and after.")
+    frozen = list(dict.fromkeys(name.split("=")[0] for name in immutable))  # one-hot columns by their feature
+    print(f"Never changed: {', '.join(frozen)}; priors_count may only decrease; counts stay whole numbers.\n")
     for i, person in enumerate(people):
         print(f"person #{person}")
-        print_table(data, X_test[person], {n: e.cf["X"][i] for n, e in explanations.items()},
-                    explanations["white-box"].orig_proba[i], {n: e.cf["proba"][i] for n, e in explanations.items()},
-                    favourable)
-        print()
+        lines = format_person(data, X_test[person], {n: e.cf["X"][i] for n, e in explanations.items()},
+                              explanations["white-box"].orig_proba[i],
+                              {n: e.cf["proba"][i] for n, e in explanations.items()},
+                              {n: bool(np.asarray(e.data["success"])[i]) for n, e in explanations.items()},
+                              favourable)
+        print("\n".join(lines) + "\n")
 
-    print("On all test people predicted to reoffend:")
+    print(f"On all {len(unfavourable)} test people the classifier expects to reoffend:")
     for name, explainer in explainers.items():
         batch = explainer.explain(X_test[unfavourable], target_class=favourable)
-        changed = (np.abs(batch.residual) > 1e-6).sum(1).mean()
+        found = np.asarray(batch.data["success"])
+        changed = (np.abs(batch.residual[found]) > 1e-6).sum(1).mean() if found.any() else 0.0
         single = _median_ms(_one_call(explainer, X_test[people[:1]], favourable))
         start = time.perf_counter()
         explainer.explain(X_test, target_class=favourable)
         batch_s = time.perf_counter() - start
-        print(f"  {name}: {batch.success.mean():.1%} turned favourable, {changed:.1f} features changed on average; "
-              f"one explanation takes {single:.2f} ms (median), all {len(X_test)} test people {batch_s:.3f} s")
+        print(f"  {name}: {found.mean():.1%} turned favourable ({int(found.sum())} of {len(found)}), "
+              f"{changed:.1f} encoded features changed on average when found; one explanation takes "
+              f"{single:.2f} ms (median), all {len(X_test)} test people {batch_s:.3f} s")
+    print(f"demo finished in {time.perf_counter() - started:.0f} s (after the imports)")
     return 0
 
 

@@ -39,6 +39,7 @@ from alibi_countergan.layout import ImageLayout, detect_layout
 from alibi_countergan.ops import NUMPY_OPS
 from alibi_countergan.refine import Criterion, Refiner
 from alibi_countergan.targets import OTHER, TargetClass, check_target_spec, resolve_targets
+from alibi_countergan.threads import check_n_threads, thread_policy
 from alibi_countergan.training import BatchSampler, TailAverage
 from alibi_countergan.validation import (
     as_instances,
@@ -120,6 +121,7 @@ class CounteRGAN(Explainer, FitMixin):
         discriminator: Any = None,
         data_format: Optional[str] = None,
         seed: int = 0,
+        n_threads: Optional[int] = 1,
         callbacks: Sequence[Callback] = (),
         verbose: bool = True,
     ) -> None:
@@ -218,6 +220,14 @@ class CounteRGAN(Explainer, FitMixin):
         seed
             Seed of the network initialisation and of the batch and target sampling: the same seed
             on the same machine gives the same generator.
+        n_threads
+            Intra-op threads of the backend's framework during :meth:`fit` and :meth:`explain`; the
+            previous setting is restored when the call returns or raises. The default, 1, suits
+            networks this small: a second thread gains little on a quiet machine and slows training
+            many times over when other processes share the cores. None leaves the framework's
+            setting alone. PyTorch only: TensorFlow fixes its thread pools when its runtime starts,
+            so with the TensorFlow backend set ``TF_NUM_INTRAOP_THREADS`` before starting Python
+            instead (see :mod:`alibi_countergan.threads`).
         callbacks
             Called after every training iteration (see :class:`alibi_countergan.callbacks.Callback`).
         verbose
@@ -292,6 +302,7 @@ class CounteRGAN(Explainer, FitMixin):
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
             raise ValueError(f"seed must be an integer, got {seed!r}.")
         self.seed = int(seed)
+        self.n_threads = check_n_threads(n_threads)
         self.callbacks = list(callbacks)
         for cb in self.callbacks:
             if not callable(cb):
@@ -354,6 +365,7 @@ class CounteRGAN(Explainer, FitMixin):
             "residual": self.residual,
             "generator": name_of(self.generator),
             "discriminator": name_of(self.discriminator), "data_format": self.data_format, "seed": self.seed,
+            "n_threads": self.n_threads,
             "callbacks": [name_of(cb) for cb in self.callbacks], "verbose": self.verbose,
             "countergan_version": __version__,
         }
@@ -396,6 +408,7 @@ class CounteRGAN(Explainer, FitMixin):
         if not hasattr(self, "backend_"):
             raise RuntimeError("This CounteRGAN explainer is not fitted yet: call fit(X) before explain().")
 
+    @thread_policy
     def fit(self, X: np.ndarray, y: Optional[np.ndarray] = None) -> "CounteRGAN":
         """Train the generator (and discriminator) on data ``X``.
 
@@ -513,8 +526,9 @@ class CounteRGAN(Explainer, FitMixin):
                         f"learning_rate (now {self.learning_rate}) or check the data's scale.")
                 self.history_.append(dict(losses))
                 if self.verbose and step % 25 == 0:
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k in ("d_real", "d_fake", "g_adv",
-                                                                                       "g_cls", "g_l1")})
+                    # the generator's losses in words: fooling the discriminator, -log P(target), size of the change
+                    bar.set_postfix({label: f"{losses[k]:.3f}" for k, label in (
+                        ("g_adv", "realism"), ("g_cls", "classifier"), ("g_l1", "change")) if k in losses})
                 for callback in self.callbacks:
                     callback(step, dict(losses), self)
                 average.update(step, backend)
@@ -542,6 +556,7 @@ class CounteRGAN(Explainer, FitMixin):
         tensors = self._space_np64 if x.dtype == np.float64 else self._space_np
         return project(NUMPY_OPS, x, u.astype(x.dtype), mask.astype(x.dtype), tensors, hard=True)
 
+    @thread_policy
     def explain(self, X: np.ndarray, target_class: Optional[TargetClass] = None,
                 immutable_features: Sequence[FeatureKey] = (), *, refine: Optional[bool] = None,
                 target_proba: Optional[float] = None, n_counterfactuals: int = 1) -> Explanation:

@@ -368,6 +368,7 @@ def load(path: PathLike, predictor: Any, *, generator: Any = None, discriminator
     _read_weights(explainer, directory, config["weights"])
     explainer.history_ = from_json_value(config.get("history", []))
     explainer.meta = from_json_value(config["meta"])
+    explainer.meta["params"].setdefault("n_threads", explainer.n_threads)  # saves made before n_threads existed
     for key, value in explainer.meta.items():  # alibi's Base exposes the metadata keys as attributes
         setattr(explainer, key, value)
     return explainer

@@ -16,7 +16,7 @@ Examples:
   the backends are compared with the same predictor (its cost is part of every ``explain``);
 - ``digits-white-box``: scikit-learn's 8x8 digits (images, convolutional networks), target ``'other'``.
 
-Run from the repository root: ``python benchmarks/backends.py [--data-dir ../shared/data]``.
+Run from the repository root: ``python benchmarks/backends.py`` (Pima is the copy shipped with the package).
 """
 
 import argparse
@@ -51,8 +51,8 @@ def _digits() -> Dict[str, np.ndarray]:
     return {"X_train": images[train], "y_train": d.target[train], "X_test": images[test], "y_test": d.target[test]}
 
 
-def _examples(data_dir: Path, pima_steps: int, digits_steps: int) -> List[Dict[str, Any]]:
-    pima = load_pima(data_dir / "pima-indians-diabetes.csv")
+def _examples(pima_steps: int, digits_steps: int) -> List[Dict[str, Any]]:
+    pima = load_pima()
     X_train, X_test, y_train, y_test = pima.split(0.2, seed=0)
     digits = _digits()
     return [
@@ -107,8 +107,6 @@ def _interleaved_median_ms(calls: Dict[str, Callable[[], object]], repeats: int,
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the benchmark and print its table; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("COUNTERGAN_DATA_DIR",
-                                                                             REPO.parent / "shared" / "data")))
     parser.add_argument("--pima-steps", type=int, default=2000, help="training iterations on Pima")
     parser.add_argument("--digits-steps", type=int, default=600, help="training iterations on digits")
     parser.add_argument("--repeats", type=int, default=1000, help="timed single-instance explain calls per backend")
@@ -128,7 +126,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"backends: {', '.join(backends)}; seed {args.seed}; {os.cpu_count()} CPU cores; "
           f"torch threads: {args.torch_threads or 'default'}")
     results: List[Dict[str, Any]] = []
-    for example in _examples(args.data_dir, args.pima_steps, args.digits_steps):
+    for example in _examples(args.pima_steps, args.digits_steps):
         if args.only and example["name"] not in args.only:
             continue
         shared = frameworks.get("tensorflow", frameworks.get("pytorch"))

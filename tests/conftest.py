@@ -34,11 +34,6 @@ if "pytorch" in INSTALLED:
         torch.set_num_threads(_threads)
 
 
-def data_dir() -> Path:
-    """``COUNTERGAN_DATA_DIR`` or the workplace's ``../shared/data``."""
-    return Path(os.environ.get("COUNTERGAN_DATA_DIR", REPO.parent / "shared" / "data"))
-
-
 @pytest.fixture(scope="session", params=INSTALLED or [pytest.param(None, marks=pytest.mark.skip("no framework"))])
 def backend(request) -> Framework:
     """The helper of one installed framework; tests using it run once per installed backend."""
@@ -47,10 +42,7 @@ def backend(request) -> Framework:
 
 @pytest.fixture(scope="session")
 def pima() -> Tuple[TabularData, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    path = data_dir() / "pima-indians-diabetes.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"The tests need {path}; set COUNTERGAN_DATA_DIR to the folder holding it.")
-    data = load_pima(path)
+    data = load_pima()  # shipped with the package: the tests read nothing outside the repository
     return (data,) + data.split(0.2, seed=0)
 
 

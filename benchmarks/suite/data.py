@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from alibi_countergan.datasets import load_compas, load_mnist, load_pima
-from benchmarks.suite.settings import data_file
+from benchmarks.suite.settings import data_file, shipped_file
 
 
 @dataclass
@@ -91,14 +91,15 @@ def _range(X_train: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def load(name: str, directory: Path, seed: int = 0, n_train: Optional[int] = None) -> Dataset:
-    """Load and encode a data set from the data directory (a clear error names a missing file).
+    """Load and encode a data set from the data directory (see :func:`benchmarks.suite.settings.data_file`).
 
     Parameters
     ----------
     name
         ``'mnist'``, ``'compas'`` or ``'pima'``.
     directory
-        The data directory.
+        The data directory (:data:`benchmarks.suite.settings.SHIPPED_DATA_DIR`: the data shipped
+        with the repository).
     seed
         Seed of the tabular sets' 80/20 split and of the training subset.
     n_train
@@ -112,7 +113,7 @@ def load(name: str, directory: Path, seed: int = 0, n_train: Optional[int] = Non
                      feature_range=(np.zeros(shape, np.float32), np.ones(shape, np.float32)), target=4,
                      target_name="4", other_name="another digit")
     elif name == "compas":
-        data = load_compas(path)
+        data = load_compas(None if path == shipped_file(name) else path)
         X_train, X_test, y_train, y_test = data.split(0.2, seed=seed)
         numeric = min(data.cat_vars) if data.cat_vars else X_train.shape[1]
         X_train, X_test, scale = _standardise(X_train, X_test, numeric)
@@ -122,7 +123,7 @@ def load(name: str, directory: Path, seed: int = 0, n_train: Optional[int] = Non
                      target_name="did not reoffend", other_name="reoffended", immutable=["age"] + race_sex,
                      scale=scale)
     elif name == "pima":
-        data = load_pima(path)
+        data = load_pima(None if path == shipped_file(name) else path)
         X_train, X_test, y_train, y_test = data.split(0.2, seed=seed)
         X_train, X_test, scale = _standardise(X_train, X_test, X_train.shape[1])
         ds = Dataset(name, X_train, y_train, X_test, y_test, feature_names=list(data.feature_names), cat_vars={},

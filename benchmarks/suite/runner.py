@@ -79,7 +79,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="full (tox -e bench) or quick (tox -e bench-quick, CI)")
     parser.add_argument("--data-dir", default=None,
                         help="folder holding mnist.npz, compas-scores-two-years.csv and pima-indians-diabetes.csv "
-                             "(default: $COUNTERGAN_DATA_DIR, else ../shared/data)")
+                             "(default: the quick profile reads the data shipped with the repository; the full "
+                             "profile reads $COUNTERGAN_DATA_DIR, else ../shared/data, takes COMPAS and Pima from "
+                             "the package when missing there, and fetches MNIST with Keras's loader)")
     parser.add_argument("--cache-dir", default=str(settings.DEFAULT_CACHE_DIR),
                         help="trained classifiers and autoencoders (default: benchmarks/cache)")
     parser.add_argument("--results-dir", default=str(settings.DEFAULT_RESULTS_DIR),
@@ -103,7 +105,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     profile = settings.profile(args.profile, threads=args.threads, workers=args.workers,
                                datasets=tuple(args.datasets) if args.datasets else None, n_baseline=args.n_baseline)
-    data_dir = settings.data_dir(args.data_dir)
+    data_dir = settings.data_dir(args.data_dir, profile.name)
     for name in profile.datasets:  # fail early, naming the missing file
         settings.data_file(data_dir, name)
     backend = default_backend() if args.backend == "auto" else args.backend

@@ -2,6 +2,7 @@
 
 import os
 from dataclasses import asdict, dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
@@ -9,34 +10,100 @@ REPO = Path(__file__).resolve().parents[2]
 """The repository's root (the folder holding ``benchmarks/``)."""
 
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"
+"""Where the full profile looks for the full data files when neither ``--data-dir`` nor
+``COUNTERGAN_DATA_DIR`` names a folder: ``shared/data`` beside the repository."""
+SHIPPED_DATA_DIR = REPO / "data"
+"""The repository's own data: the MNIST subset (COMPAS and Pima ship inside the package). The quick
+profile reads only shipped data."""
 DEFAULT_CACHE_DIR = REPO / "benchmarks" / "cache"
 DEFAULT_RESULTS_DIR = REPO / "benchmarks" / "results"
+FETCHED_MNIST = DEFAULT_CACHE_DIR / "mnist.npz"
+"""Where the full MNIST arrays go when the full profile fetches them with Keras's loader."""
 
 DATA_FILES = {
     "mnist": "mnist.npz",
     "compas": "compas-scores-two-years.csv",
     "pima": "pima-indians-diabetes.csv",
 }
-"""The file each data set is read from, inside the data directory."""
+"""The file each data set is read from, inside a data directory holding the full files."""
 
 
-def data_dir(cli_value: Optional[str] = None) -> Path:
-    """The data directory: the CLI flag, else ``COUNTERGAN_DATA_DIR``, else ``../shared/data``."""
+def data_dir(cli_value: Optional[str] = None, profile_name: str = "full") -> Path:
+    """The data directory of a run.
+
+    The CLI flag when given; else, for the quick profile, :data:`SHIPPED_DATA_DIR` (the quick run
+    reads nothing outside the repository and needs no network); else ``COUNTERGAN_DATA_DIR``,
+    else :data:`DEFAULT_DATA_DIR` (which need not exist: see :func:`data_file`).
+    """
     if cli_value:
         return Path(cli_value).expanduser().resolve()
+    if profile_name == "quick":
+        return SHIPPED_DATA_DIR.resolve()
     env = os.environ.get("COUNTERGAN_DATA_DIR")
     return Path(env).expanduser().resolve() if env else DEFAULT_DATA_DIR.resolve()
 
 
+def shipped_file(dataset: str) -> Path:
+    """The file of a data set that ships with the repository: the package's COMPAS and Pima tables, or
+    the MNIST subset of :data:`SHIPPED_DATA_DIR` (5,000 training and 1,000 test images)."""
+    if dataset == "mnist":
+        return SHIPPED_DATA_DIR.resolve() / "mnist-subset.npz"
+    if dataset not in DATA_FILES:
+        raise ValueError(f"Unknown data set {dataset!r}; use one of {sorted(DATA_FILES)}.")
+    name = {"compas": "compas.csv.gz", "pima": "pima.csv.gz"}[dataset]
+    return Path(str(resources.files("alibi_countergan").joinpath("data", name)))
+
+
 def data_file(directory: Path, dataset: str) -> Path:
-    """The path of a data set's file, with an error naming the file and the setting when it is missing."""
-    path = Path(directory) / DATA_FILES[dataset]
-    if not path.is_file():
+    """The file a data set is read from, fetching full MNIST with Keras's loader when it is nowhere here.
+
+    In :data:`SHIPPED_DATA_DIR`: the shipped file (:func:`shipped_file`). Elsewhere: the data
+    directory's full file (:data:`DATA_FILES`) when it exists; for COMPAS and Pima otherwise the
+    table shipped with the package (the same rows: ProPublica's filter applied to the full file
+    gives the shipped table); for MNIST otherwise the arrays fetched earlier into
+    :data:`FETCHED_MNIST`, or fetched now with ``tf.keras.datasets.mnist.load_data()`` (network).
+
+    Raises
+    ------
+    FileNotFoundError
+        When MNIST is not in the data directory and cannot be fetched, naming both ways to get it.
+    """
+    if dataset not in DATA_FILES:
+        raise ValueError(f"Unknown data set {dataset!r}; use one of {sorted(DATA_FILES)}.")
+    directory = Path(directory).resolve()
+    if directory == SHIPPED_DATA_DIR.resolve():
+        return shipped_file(dataset)
+    path = directory / DATA_FILES[dataset]
+    if path.is_file():
+        return path
+    if dataset != "mnist":
+        return shipped_file(dataset)
+    if FETCHED_MNIST.is_file():
+        return FETCHED_MNIST
+    return _fetch_mnist(path)
+
+
+def _fetch_mnist(looked_at: Path) -> Path:
+    """Full MNIST through ``tf.keras.datasets.mnist.load_data()``, written to :data:`FETCHED_MNIST`."""
+    import numpy as np
+
+    try:
+        import tensorflow as tf
+
+        (x_train, y_train), (x_test, y_test) = tf.keras.datasets.mnist.load_data()
+    except Exception as err:  # no TensorFlow, no network, a broken download: all end the same way
         raise FileNotFoundError(
-            f"The {dataset} benchmark needs the file {path}, which does not exist. Put {DATA_FILES[dataset]} in the "
-            f"data directory, or point the benchmark at the folder holding it with --data-dir or the environment "
-            f"variable COUNTERGAN_DATA_DIR (now: {os.environ.get('COUNTERGAN_DATA_DIR', 'unset')}).")
-    return path
+            f"The mnist benchmark needs the full MNIST file. It is not at {looked_at}, and fetching it with "
+            f"tf.keras.datasets.mnist.load_data() failed ({type(err).__name__}: {err}). Either put the standard "
+            f"mnist.npz in a folder and name it with --data-dir or the environment variable COUNTERGAN_DATA_DIR "
+            f"(now: {os.environ.get('COUNTERGAN_DATA_DIR', 'unset')}; default: {DEFAULT_DATA_DIR}), or run where "
+            f"TensorFlow is installed and the network is reachable, so that Keras downloads it (once, into "
+            f"{FETCHED_MNIST}). The quick profile needs neither: it runs on the repository's subset.") from err
+    FETCHED_MNIST.parent.mkdir(parents=True, exist_ok=True)
+    tmp = FETCHED_MNIST.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    tmp.replace(FETCHED_MNIST)
+    return FETCHED_MNIST
 
 
 @dataclass(frozen=True)
@@ -111,7 +178,7 @@ FULL = Profile(
 QUICK = Profile(
     name="quick",
     datasets={
-        "mnist": DatasetProfile(classifier_epochs=1, autoencoder_epochs=1, n_train=10000, n_test=500, n_baseline=3,
+        "mnist": DatasetProfile(classifier_epochs=1, autoencoder_epochs=1, n_train=5000, n_test=500, n_baseline=3,
                                 train_steps=30, single_calls=30),
         "compas": DatasetProfile(classifier_epochs=10, autoencoder_epochs=20, n_baseline=3, train_steps=100,
                                  single_calls=30),
@@ -119,7 +186,8 @@ QUICK = Profile(
                                single_calls=30),
     },
 )
-"""``tox -e bench-quick`` (CI): every method on small subsets with few training steps; figures are not meaningful."""
+"""``tox -e bench-quick`` (CI): every method on small subsets with few training steps; figures are not meaningful.
+Reads only the data shipped with the repository (MNIST: the 5,000-image subset)."""
 
 PROFILES = {p.name: p for p in (FULL, QUICK)}
 
