@@ -303,7 +303,8 @@ def read_config(path: PathLike) -> Dict[str, Any]:
     return config
 
 
-def load(path: PathLike, predictor: Any, *, generator: Any = None, discriminator: Any = None) -> "CounteRGAN":
+def load(path: PathLike, predictor: Any, *, generator: Any = None, discriminator: Any = None,
+         probe: bool = True) -> "CounteRGAN":
     """Load an explainer saved by ``explainer.save(path)``, without reading ``meta.dill``.
 
     ``alibi.saving.load_explainer(path, predictor)`` and ``CounteRGAN.load(path, predictor)`` end
@@ -320,6 +321,11 @@ def load(path: PathLike, predictor: Any, *, generator: Any = None, discriminator
     generator, discriminator
         Only for an explainer trained with custom networks: new (untrained) instances of the same
         architectures, which receive the saved weights.
+    probe
+        Call the predictor once on one instance (the fit data's centre) and check that it returns
+        probabilities for the saved number of classes, so that a wrong predictor fails here rather
+        than at the first ``explain``. False skips the call (the MLServer black-box runtime does,
+        because its classifier's server may start later).
 
     Returns
     -------
@@ -334,7 +340,8 @@ def load(path: PathLike, predictor: Any, *, generator: Any = None, discriminator
     IncompatibleSaveError
         For a save of another format version, or one that is damaged.
     ValueError
-        When the predictor or the networks do not fit the saved explainer.
+        When the predictor or the networks do not fit the saved explainer (with ``probe``: a
+        predictor whose output is not probabilities of the saved number of classes).
     """
     from alibi_countergan.explainer import CounteRGAN
 
@@ -366,11 +373,23 @@ def load(path: PathLike, predictor: Any, *, generator: Any = None, discriminator
     n_classes = int(config["n_classes"])
     explainer._install(space, n_classes)
     _read_weights(explainer, directory, config["weights"])
+    if probe:
+        _probe_predictor(explainer, space, n_classes)
     explainer.history_ = from_json_value(config.get("history", []))
     explainer.meta = from_json_value(config["meta"])
     for key, value in explainer.meta.items():  # alibi's Base exposes the metadata keys as attributes
         setattr(explainer, key, value)
     return explainer
+
+
+def _probe_predictor(explainer: "CounteRGAN", space: FeatureSpace, n_classes: int) -> None:
+    """Call the predictor on one instance and check its output against the saved explainer."""
+    x = np.asarray(space.center, dtype=np.float32).reshape((1,) + explainer.feature_shape)
+    try:
+        explainer._predict(x, n_classes)
+    except ValueError as err:
+        raise ValueError(f"The predictor does not fit this saved CounteRGAN (checked on one instance at load time): "
+                         f"{err}") from None
 
 
 def framework_or_type(predictor: Any) -> str:

@@ -34,9 +34,11 @@ from mlserver.types import InferenceRequest  # noqa: E402
 from alibi_countergan import CounteRGAN  # noqa: E402
 from alibi_countergan.serving import (  # noqa: E402
     ClassifierError,
+    ClassifierTimeoutError,
     CounteRGANBlackBoxRuntime,
     CounteRGANWhiteBoxRuntime,
     ExplainRequestError,
+    RequestTooLargeError,
     load_classifier,
 )
 
@@ -168,6 +170,162 @@ def test_an_unreachable_classifier_is_a_502_naming_its_address(deployment, X):
     with pytest.raises(ClassifierError, match=f"classifier at {uri} could not be reached") as info:
         asyncio.run(run())
     assert info.value.status_code == 502
+
+
+class _FakeClassifier:
+    """A loopback HTTP server standing in for a failing classifier: it answers late, or with an HTTP error."""
+
+    def __init__(self, mode: str, delay_s: float = 2.0) -> None:
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                if mode == "slow":
+                    time.sleep(delay_s)
+                    code, body = 200, b"{}"
+                else:
+                    code, body = int(mode), b'{"error": "the model is restarting"}'
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:  # the explainer gave up waiting and closed the connection
+                    pass
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        http.server.ThreadingHTTPServer.daemon_threads = True
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.block_on_close = False  # type: ignore[attr-defined]
+        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}/v2/models/classifier/infer"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+def _black_box(deployment: Path, uri: str, **extra: Any) -> CounteRGANBlackBoxRuntime:
+    return CounteRGANBlackBoxRuntime(_settings("bb", CounteRGANBlackBoxRuntime,
+                                               _explainer_dir(deployment, "compas-explainer") / "explainer",
+                                               infer_uri=uri, **extra))
+
+
+def _explain_once(runtime: Any, x: np.ndarray) -> Any:
+    async def run() -> Any:
+        try:
+            assert await runtime.load(), runtime.load_error
+            return await runtime.predict(_request(x))
+        finally:
+            await runtime.unload()
+
+    return asyncio.run(run())
+
+
+def test_a_classifier_that_does_not_answer_in_time_is_a_504_naming_it(deployment, X):
+    classifier = _FakeClassifier("slow", delay_s=3.0)
+    try:
+        runtime = _black_box(deployment, classifier.uri, classifier_timeout=0.5, classifier_probe_interval=0)
+        start = time.monotonic()
+        with pytest.raises(ClassifierTimeoutError, match=f"classifier at {classifier.uri} did not answer within "
+                                                         r"0.5 s.*\(parameters.extra.classifier_timeout\)") as info:
+            _explain_once(runtime, X[:1])
+        assert time.monotonic() - start < 2.5  # the timeout, not the classifier's 3 s
+        assert info.value.status_code == 504
+    finally:
+        classifier.close()
+
+
+@pytest.mark.parametrize("code", [500, 503, 400, 404])
+def test_an_http_error_from_the_classifier_is_a_502_naming_it(deployment, X, code):
+    classifier = _FakeClassifier(str(code))
+    try:
+        with pytest.raises(ClassifierError, match=f"classifier at {classifier.uri}.* answered HTTP {code}.*the model "
+                                                  f"is restarting") as info:
+            _explain_once(_black_box(deployment, classifier.uri, classifier_probe_interval=0), X[:1])
+        assert info.value.status_code == 502
+    finally:
+        classifier.close()
+
+
+def test_readiness_follows_the_classifiers_ready_endpoint(deployment):
+    classifier = _FakeClassifier("503")
+    runtime = _black_box(deployment, classifier.uri, classifier_timeout=1, classifier_probe_interval=0.2)
+
+    async def run() -> List[bool]:
+        seen = []
+        assert await runtime.load()
+        runtime.ready = True  # what MLServer does with load()'s result
+        await asyncio.sleep(0.5)
+        seen.append(runtime.ready)
+        classifier.close()  # nothing listens any more: still not ready
+        await asyncio.sleep(0.5)
+        seen.append(runtime.ready)
+        await runtime.unload()
+        return seen
+
+    try:
+        assert asyncio.run(run()) == [False, False]
+        assert runtime.ready_uri == classifier.uri[: -len("infer")] + "ready"
+    finally:
+        classifier.close()
+
+
+def test_serving_options_are_checked_and_reach_the_runtime(deployment):
+    runtime = _black_box(deployment, "http://127.0.0.1:1/v2/models/c/infer", classifier_timeout=2.5, max_rows=7)
+    assert runtime.options.classifier_timeout == 2.5 and runtime.options.max_rows == 7
+    assert runtime.settings.parameters.extra["max_rows"] == 7  # kept for MLServer's parallel workers
+    for name, value in [("classifier_timeout", 0), ("classifier_timeout", "10"), ("max_rows", 1.5),
+                        ("max_request_bytes", -1), ("classifier_probe_interval", float("nan"))]:
+        with pytest.raises(MLServerError, match=f"parameters.extra.{name} must be a positive") as info:
+            _black_box(deployment, "http://127.0.0.1:1/v2/models/c/infer", **{name: value})
+        assert info.value.status_code == 422
+
+
+def test_requests_past_the_size_limits_are_a_413(deployment, in_process, X):
+    folder = _explainer_dir(deployment, "compas-explainer-whitebox")
+    runtime = CounteRGANWhiteBoxRuntime(_settings("wb", CounteRGANWhiteBoxRuntime, folder / "explainer",
+                                                  infer_uri=str(folder / "classifier.pt2"), max_rows=20,
+                                                  max_request_bytes=4 * 16 * 10))
+
+    async def run(x: np.ndarray) -> Any:
+        if not runtime.ready:
+            runtime.ready = await runtime.load()
+        return await runtime.predict(_request(x, target_class=1))
+
+    with pytest.raises(RequestTooLargeError, match=r"holds 21 instances; this model accepts at most 20 per request "
+                                                   r"\(parameters.extra.max_rows\)") as info:
+        asyncio.run(run(X[:21]))
+    assert info.value.status_code == 413
+    with pytest.raises(RequestTooLargeError, match=r"\(704 bytes as float32\); this model accepts at most 640"):
+        asyncio.run(run(X[:11]))
+    _check(_explanation(asyncio.run(run(X[:10]))), in_process["compas-explainer-whitebox"].explain(X[:10],
+                                                                                                   target_class=1))
+
+
+def _damaged_copy(deployment: Path, target: Path) -> Path:
+    shutil.copytree(_explainer_dir(deployment, "compas-explainer") / "explainer", target)
+    generator = target / "generator.pt"
+    generator.write_bytes(generator.read_bytes()[:100])
+    return target
+
+
+def test_a_damaged_save_leaves_the_model_not_ready_with_the_file_named(deployment, tmp_path):
+    directory = _damaged_copy(deployment, tmp_path / "damaged")
+    runtime = CounteRGANBlackBoxRuntime(_settings("bb", CounteRGANBlackBoxRuntime, directory,
+                                                  infer_uri="http://127.0.0.1:1/v2/models/c/infer"))
+    assert asyncio.run(runtime.load()) is False
+    runtime.ready = False
+    assert not runtime.ready
+    assert f"weight file {directory / 'generator.pt'} cannot be read" in runtime.load_error
 
 
 def test_load_classifier_reads_each_format(deployment, compas, tmp_path):
