@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from alibi_countergan.backends import Backend, NetworkSpec, TrainingSpec, framework_of, load_backend, resolve_backend
 from alibi_countergan.callbacks import Callback, StopTraining, TrainingDivergedError
+from alibi_countergan.checks import check_explain_values, check_fit_scale
 from alibi_countergan.constraints import (
     FeatureKey,
     FeatureSpace,
@@ -385,6 +386,7 @@ class CounteRGAN(Explainer, FitMixin):
             When a loss becomes NaN or infinite (lower the learning rate).
         """
         x_batch, _ = as_instances(X, self.feature_shape, "X")
+        check_fit_scale(x_batch, self.feature_names)
         if len(x_batch) < 2:
             raise ValueError("fit needs at least two instances.")
         x32 = x_batch.astype(np.float32, copy=False)
@@ -526,6 +528,7 @@ class CounteRGAN(Explainer, FitMixin):
         """
         self._check_fitted()
         x_batch, _ = as_instances(X, self.feature_shape, "X")
+        check_explain_values(x_batch, self.space_, self.feature_names)
         n, k = len(x_batch), self.n_classes_
         target_spec = self.target_class if target_class is None else target_class
         targets = resolve_targets(target_spec, n, k)

@@ -51,7 +51,8 @@ from mlserver_alibi_explain.explainers.white_box_runtime import AlibiExplainWhit
 from alibi_countergan import saving
 from alibi_countergan.explainer import CounteRGAN
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("mlserver.countergan")
+"""A child of MLServer's logger, so that messages appear in the server's log with its format."""
 
 EXPLAINER_TYPE = "countergan"
 """Value filled into ``parameters.extra.explainer_type`` when a model-settings file leaves it out."""
@@ -154,14 +155,14 @@ def _with_defaults(settings: ModelSettings) -> ModelSettings:
     return settings
 
 
-def _init_runtime(runtime: Any, base: type, settings: ModelSettings) -> None:
+def _init_runtime(runtime: Any, base: Any, settings: ModelSettings) -> None:
     """Run ``base.__init__`` (mlserver-alibi-explain's, which refuses unknown keys in ``extra``) without our keys.
 
     The keys are put back afterwards: MLServer sends these same settings to its parallel workers,
     which must read them too.
     """
     settings = _with_defaults(settings)
-    extra = settings.parameters.extra  # type: ignore[union-attr]
+    extra = settings.parameters.extra
     runtime.options = ServingOptions.read(extra, settings.name)
     ours = {name: extra.pop(name) for name in ServingOptions.__dataclass_fields__ if name in extra}
     try:
@@ -303,6 +304,9 @@ class CounteRGANBlackBoxRuntime(_CounteRGANRuntime, AlibiExplainBlackBoxRuntime)
     classifier's ``.../ready`` endpoint; while that fails this model reports not-ready.
     """
 
+    infer_uri: str
+    infer_metadata: Optional[MetadataModelResponse]
+    ssl_verify_path: str
     _classifier_down: Optional[str] = None
     _probe_task: "Optional[asyncio.Task[None]]" = None
 
@@ -331,7 +335,7 @@ class CounteRGANBlackBoxRuntime(_CounteRGANRuntime, AlibiExplainBlackBoxRuntime)
         if self._probe_task is not None:
             self._probe_task.cancel()
             self._probe_task = None
-        return bool(await super().unload())  # type: ignore[misc]
+        return bool(await super().unload())
 
     async def _probe_classifier(self) -> None:
         """Ask the classifier's readiness endpoint every ``classifier_probe_interval`` seconds, in the executor."""
@@ -349,6 +353,8 @@ class CounteRGANBlackBoxRuntime(_CounteRGANRuntime, AlibiExplainBlackBoxRuntime)
     def _check_classifier(self) -> Optional[str]:
         """None when the classifier's readiness endpoint answers 200 in time, otherwise why not."""
         uri = self.ready_uri
+        if uri is None:
+            return None
         try:
             response = requests.get(uri, timeout=self.options.classifier_timeout, verify=self._verify())
         except requests.Timeout:
@@ -401,7 +407,7 @@ class CounteRGANBlackBoxRuntime(_CounteRGANRuntime, AlibiExplainBlackBoxRuntime)
         except (ValueError, IndexError) as err:
             raise ClassifierError(f"The classifier at {self.infer_uri} answered with something other than a V2 "
                                   f"inference response: {err}") from None
-        if np.ndim(proba) != 2:
+        if np.ndim(proba) != 2 or np.shape(proba)[1] < 2:
             raise ClassifierError(
                 f"The classifier at {self.infer_uri} returned an output of shape {list(np.shape(proba))}, not class "
                 f"probabilities of shape [n, n_classes]: set parameters.extra.infer_output to its probability output "

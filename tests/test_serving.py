@@ -412,6 +412,7 @@ class Server:
 
     def stop(self) -> None:
         if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGCONT)  # in case a test left it stopped
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=30)
@@ -427,9 +428,17 @@ def _configure(folder: Path, ports: List[int]) -> None:
     (folder / "settings.json").write_text(json.dumps(settings))
 
 
+CLASSIFIER_TIMEOUT_S = 3
+"""The served black-box explainers' classifier_timeout: long enough for a loaded CI machine, short for the test."""
+
+
 @pytest.fixture(scope="module")
-def servers(deployment, request) -> Dict[str, str]:
-    """The classifier's server, ready, then the explainers' server beside it; both stopped at the end."""
+def servers(deployment, request) -> Dict[str, Any]:
+    """The classifier's server, ready, then the explainers' server beside it; both stopped at the end.
+
+    The explainers' server also holds a copy of the black-box explainer whose generator.pt is
+    truncated: it must fail alone.
+    """
     ports = _free_ports(6)
     classifier_folder, explainer_folder = deployment / "classifier-server", deployment / "explainer-server"
     _configure(classifier_folder, ports[:3])
@@ -437,8 +446,14 @@ def servers(deployment, request) -> Dict[str, str]:
     infer_uri = f"http://127.0.0.1:{ports[0]}/v2/models/compas-classifier/infer"
     blackbox = explainer_folder / "compas-explainer" / "model-settings.json"
     settings = json.loads(blackbox.read_text())
-    settings["parameters"]["extra"]["infer_uri"] = infer_uri
+    settings["parameters"]["extra"].update(infer_uri=infer_uri, classifier_timeout=CLASSIFIER_TIMEOUT_S,
+                                           classifier_probe_interval=1, max_rows=100)
     blackbox.write_text(json.dumps(settings))
+    damaged = explainer_folder / "compas-explainer-damaged"
+    _damaged_copy(deployment, damaged / "explainer")
+    (damaged / "model-settings.json").write_text(json.dumps(
+        {**settings, "name": "compas-explainer-damaged", "parameters": {**settings["parameters"],
+                                                                       "uri": "./explainer"}}))
     # a misconfigured explainer: no infer_output, so the classifier answers with labels
     labels = explainer_folder / "compas-explainer-labels"
     labels.mkdir()
@@ -453,7 +468,8 @@ def servers(deployment, request) -> Dict[str, str]:
     explainers = Server(explainer_folder, ports[3])
     request.addfinalizer(explainers.stop)
     explainers.wait_ready(["compas-explainer", "compas-explainer-whitebox", "compas-explainer-labels"])
-    return {"classifier": classifier.url, "explainer": explainers.url}
+    return {"classifier": classifier.url, "explainer": explainers.url, "classifier_server": classifier,
+            "explainer_server": explainers}
 
 
 def _body(x: np.ndarray, **explain_parameters: Any) -> Dict[str, Any]:
@@ -461,11 +477,12 @@ def _body(x: np.ndarray, **explain_parameters: Any) -> Dict[str, Any]:
             "parameters": {"explain_parameters": explain_parameters}}
 
 
-def _post(servers: Dict[str, str], model: str, body: Any, session: Optional[Any] = None) -> Any:
+def _post(servers: Dict[str, Any], model: str, body: Any, session: Optional[Any] = None, timeout: float = 60) -> Any:
     url = f"{servers['explainer']}/v2/models/{model}/infer"
     if isinstance(body, str):
-        return (session or requests).post(url, data=body, headers={"Content-Type": "application/json"}, timeout=60)
-    return (session or requests).post(url, json=body, timeout=60)
+        return (session or requests).post(url, data=body, headers={"Content-Type": "application/json"},
+                                          timeout=timeout)
+    return (session or requests).post(url, json=body, timeout=timeout)
 
 
 def _served(response: Any) -> Dict[str, Any]:
@@ -635,3 +652,62 @@ def test_the_documented_python_client_prints_the_recourse(servers, deployment):
                          timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.count("P(did not reoffend)") == 2, run.stdout
+
+
+def test_a_request_past_max_rows_is_a_413_and_the_server_keeps_serving(servers, in_process, X):
+    response = _post(servers, "compas-explainer", _body(X[:101], target_class=1))
+    assert response.status_code == 413, response.text
+    assert "holds 101 instances; this model accepts at most 100" in response.json()["error"]
+    _check(_served(_post(servers, "compas-explainer", _body(X[:100], target_class=1))),
+           in_process["compas-explainer"].explain(X[:100], target_class=1))
+
+
+def test_a_damaged_explainer_fails_alone(servers, in_process, X):
+    url = servers["explainer"]
+    assert requests.get(f"{url}/v2/models/compas-explainer-damaged/ready", timeout=10).status_code == 400
+    response = _post(servers, "compas-explainer-damaged", _body(X[:1], target_class=1))
+    assert response.status_code == 400 and "not ready" in response.json()["error"], response.text
+    assert "compas-explainer-damaged/explainer/generator.pt cannot be read" in servers["explainer_server"].tail(10 ** 9)
+    for model in ("compas-explainer", "compas-explainer-whitebox"):
+        assert requests.get(f"{url}/v2/models/{model}/ready", timeout=10).status_code == 200
+        _check(_served(_post(servers, model, _body(X[:3], target_class=1))), in_process[model].explain(X[:3],
+                                                                                                         target_class=1))
+
+
+def _wait_for_status(url: str, status: int, within_s: float) -> float:
+    """Seconds until GET ``url`` answers ``status`` (fails after ``within_s``)."""
+    start = time.monotonic()
+    while True:
+        try:
+            if requests.get(url, timeout=5).status_code == status:
+                return time.monotonic() - start
+        except requests.RequestException:
+            pass
+        if time.monotonic() - start > within_s:
+            pytest.fail(f"{url} did not answer {status} within {within_s} s")
+        time.sleep(0.2)
+
+
+def test_a_frozen_classifier_gives_504_within_the_timeout_and_not_ready(servers, in_process, X):
+    """SIGSTOP the classifier's server: explain answers 504 in about classifier_timeout, readiness turns off;
+    after SIGCONT both come back."""
+    classifier = servers["classifier_server"]
+    ready = f"{servers['explainer']}/v2/models/compas-explainer/ready"
+    os.killpg(classifier.process.pid, signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        response = _post(servers, "compas-explainer", _body(X[:2], target_class=1), timeout=60)
+        elapsed = time.monotonic() - start
+        assert response.status_code == 504, response.text
+        assert f"classifier at {servers['classifier']}/v2/models/compas-classifier/infer did not answer within " \
+               f"{CLASSIFIER_TIMEOUT_S} s" in response.json()["error"]
+        assert elapsed < 2 * CLASSIFIER_TIMEOUT_S + 5  # bounded by the timeout (metadata is cached: one call)
+        _wait_for_status(ready, 400, within_s=3 * CLASSIFIER_TIMEOUT_S + 5)
+        # the white-box explainer does not call the classifier's server: it keeps serving
+        _check(_served(_post(servers, "compas-explainer-whitebox", _body(X[:2], target_class=1))),
+               in_process["compas-explainer-whitebox"].explain(X[:2], target_class=1))
+    finally:
+        os.killpg(classifier.process.pid, signal.SIGCONT)
+    _wait_for_status(ready, 200, within_s=3 * CLASSIFIER_TIMEOUT_S + 5)
+    _check(_served(_post(servers, "compas-explainer", _body(X[:2], target_class=1))),
+           in_process["compas-explainer"].explain(X[:2], target_class=1))
