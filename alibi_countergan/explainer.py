@@ -403,23 +403,36 @@ class CounteRGAN(Explainer, FitMixin):
             flat, channel_index=self.image.channel_index() if self.image is not None else None,
             feature_shape=self.feature_shape, feature_range=self.feature_range, immutable=self._immutable,
             monotone=self._monotone, groups=self._groups, grids=grids, min_change=self.min_change)
-        self._install(space, n_classes)
-        self.history_: List[Dict[str, float]] = []
+        # The new networks are built and trained aside, on a shallow copy that the callbacks see (it
+        # explains with the generator as it is at each step); this explainer keeps its previous state,
+        # so other threads' explain calls see it until the trained state is swapped in below.
+        state = self._install(space, n_classes, activate=False)
+        trainee = copy.copy(self)
+        trainee.meta = copy.deepcopy(self.meta)
+        trainee.meta["params"]["n_classes"] = n_classes
+        trainee.__dict__.update(state)
+        trainee.history_ = []
         rng = np.random.default_rng(self.seed)
         x_std = ((flat - space.center) / space.spread).astype(np.float32)
         mask_rate = self.random_mask_rate if self.random_mask_rate is not None else (
             0.0 if self.image is not None else 0.5)
         sampler = BatchSampler(flat, x_std, proba, space, self.white_box, self.batch_size, rng,
                                random_mask_rate=mask_rate, real_weight_power=self.real_weight_power)
-        try:
-            self._train(sampler)
-        except TrainingDivergedError:
-            self._uninstall()
-            raise
+        trainee._train(sampler)  # TrainingDivergedError leaves this explainer as it was (fitted before, or not)
+        previous = {name: self.__dict__.get(name) for name in state}  # freed after the swap, not during it
+        self.__dict__.update(state)  # one dict update: explain sees the old state or the new one
+        del previous
+        self.history_: List[Dict[str, float]] = trainee.history_
+        self.meta["params"]["n_classes"] = n_classes
         return self
 
-    def _install(self, space: FeatureSpace, n_classes: int, build_seed: Optional[int] = None) -> None:
-        """Create the backend and networks for a feature space (training state included)."""
+    def _install(self, space: FeatureSpace, n_classes: int, build_seed: Optional[int] = None,
+                 activate: bool = True) -> Dict[str, Any]:
+        """Create the backend and networks for a feature space (training state included).
+
+        Returns the fitted state as ``{attribute: value}``; with ``activate`` it is also set on
+        this explainer (``fit`` passes False, trains aside and swaps the state in at the end).
+        """
         backend = load_backend(self.backend)
         network = NetworkSpec(feature_shape=self.feature_shape, n_classes=n_classes,
                               discriminator_outputs=1 if self.white_box else n_classes, image=self.image)
@@ -430,13 +443,18 @@ class CounteRGAN(Explainer, FitMixin):
         backend.build(network, training, self.predictor if self.white_box else None,
                       self.seed if build_seed is None else build_seed,
                       generator=self.generator, discriminator=self.discriminator)
-        self.backend_: Backend = backend
-        self.space_ = space
-        self.n_classes_ = n_classes
-        self._space_np: SpaceTensors = space.tensors(NUMPY_OPS)
-        self._space_np64: SpaceTensors = _as_float64(self._space_np)
-        self._eye = np.eye(n_classes, dtype=np.float32)
-        self.meta["params"]["n_classes"] = n_classes
+        space_np: SpaceTensors = space.tensors(NUMPY_OPS)
+        state: Dict[str, Any] = {"backend_": backend, "space_": space, "n_classes_": n_classes, "_space_np": space_np,
+                                 "_space_np64": _as_float64(space_np), "_eye": np.eye(n_classes, dtype=np.float32)}
+        if activate:
+            self.backend_: Backend = backend
+            self.space_: FeatureSpace = state["space_"]
+            self.n_classes_: int = n_classes
+            self._space_np: SpaceTensors = space_np
+            self._space_np64: SpaceTensors = state["_space_np64"]
+            self._eye: np.ndarray = state["_eye"]
+            self.meta["params"]["n_classes"] = n_classes
+        return state
 
     def _uninstall(self) -> None:
         for name in ("backend_", "space_", "n_classes_"):
