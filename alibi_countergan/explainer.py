@@ -30,7 +30,14 @@ from alibi_countergan.layout import ImageLayout, detect_layout
 from alibi_countergan.ops import NUMPY_OPS
 from alibi_countergan.targets import OTHER, TargetClass, check_target_spec, resolve_targets
 from alibi_countergan.training import BatchSampler, TailAverage
-from alibi_countergan.validation import as_instances, check_int, check_number, check_probabilities, normalise_shape
+from alibi_countergan.validation import (
+    as_instances,
+    check_int,
+    check_number,
+    check_probabilities,
+    describe_callable,
+    normalise_shape,
+)
 from alibi_countergan.value import LossWeights
 from alibi_countergan.version import __version__
 
@@ -277,7 +284,7 @@ class CounteRGAN(Explainer, FitMixin):
         if method == "white-box":
             if framework != self.backend:
                 expected = "a torch.nn.Module" if self.backend == "pytorch" else "a tf.keras.Model"
-                got = framework or type(self.predictor).__name__
+                got = f"a {framework} model" if framework else describe_callable(self.predictor)
                 raise ValueError(f"method='white-box' needs the predictor's gradients: with the {self.backend} backend "
                                  f"the predictor must be {expected}, got {got}. Use method='black-box' for a "
                                  f"predictor that only maps numpy arrays to probabilities.")

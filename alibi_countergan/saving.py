@@ -394,8 +394,10 @@ def _probe_predictor(explainer: "CounteRGAN", space: FeatureSpace, n_classes: in
 
 def framework_or_type(predictor: Any) -> str:
     """A short description of a predictor for error messages."""
+    from alibi_countergan.validation import describe_callable
+
     framework = framework_of(predictor)
-    return f"a {framework} model" if framework is not None else f"a {type(predictor).__name__}"
+    return f"a {framework} model" if framework is not None else describe_callable(predictor)
 
 
 _DAMAGED_ADVICE = ("Copy the saved directory again from where explainer.save wrote it, or fit and save the explainer "

@@ -202,3 +202,37 @@ def test_inputs_are_never_modified(backend, pima):
     np.testing.assert_array_equal(upper, bounds[1])
     changed = changed_entries(before, backend.state(model))
     assert not changed, f"fit or explain changed the predictor: {changed}"
+
+
+class _SklearnLike:
+    """A model object whose bound method returns probabilities (as scikit-learn's predict_proba)."""
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        p = 1 / (1 + np.exp(-np.clip(np.asarray(x, np.float64)[:, 1] - 120, -50, 50) / 20))
+        return np.stack([1 - p, p], axis=1)
+
+
+def test_white_box_with_a_bound_method_names_it(backend):
+    with pytest.raises(ValueError, match=r"must be .*, got the bound method _SklearnLike.predict_proba\. Use "
+                                         r"method='black-box'"):
+        CounteRGAN(_SklearnLike().predict_proba, (1, 8), backend=backend.name, method="white-box")
+    with pytest.raises(ValueError, match=r"got the function _logits\. Use method='black-box'"):
+        CounteRGAN(_logits, (1, 8), backend=backend.name, method="white-box")
+
+
+def test_a_loaded_explainer_probes_its_predictor_at_load(pima, tmp_path):
+    _, X_train, _, _, _ = pima
+    explainer = CounteRGAN(_SklearnLike().predict_proba, (1, 8), verbose=False, train_steps=2).fit(X_train)
+    explainer.save(tmp_path / "saved")
+    calls = []
+
+    def three_classes(x: np.ndarray) -> np.ndarray:
+        calls.append(len(x))
+        return np.full((len(x), 3), 1 / 3)
+
+    with pytest.raises(ValueError, match="checked on one instance at load time.*has 3 classes but the explainer was "
+                                         "fitted with 2"):
+        CounteRGAN.load(tmp_path / "saved", three_classes)
+    assert calls == [1]
+    loaded = CounteRGAN.load(tmp_path / "saved", _SklearnLike().predict_proba)
+    assert np.array_equal(loaded.explain(X_train[:5]).cf["X"], explainer.explain(X_train[:5]).cf["X"])
