@@ -149,6 +149,14 @@ def _with_defaults(settings: ModelSettings) -> ModelSettings:
         raise MLServerError(f"Model {settings.name}: a CounteRGAN is served fitted: remove "
                             f"parameters.extra.init_parameters and point parameters.uri at the directory written by "
                             f"explainer.save(path).", status.HTTP_422_UNPROCESSABLE_ENTITY)
+    if (settings.max_batch_size or 0) > 1:
+        # MLServer 1.6's adaptive batching merges the requests' parameters (the last request's
+        # explain_parameters would apply to all) and splits outputs by rows, but the explanation is one
+        # JSON string for the whole batch: clients would get other requests' explanations, or none.
+        raise MLServerError(f"Model {settings.name}: adaptive batching (max_batch_size {settings.max_batch_size}) "
+                            f"cannot split one explanation between requests and merges their explain_parameters; "
+                            f"remove max_batch_size and max_batch_time (a request may hold a batch of instances "
+                            f"itself).", status.HTTP_422_UNPROCESSABLE_ENTITY)
     ServingOptions.read(extra, settings.name)
     extra.setdefault("explainer_type", EXPLAINER_TYPE)
     extra.setdefault("explainer_batch", True)

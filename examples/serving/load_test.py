@@ -101,7 +101,16 @@ def run_load(url: str, model: str, X: np.ndarray, n_requests: int, n_clients: in
         start = time.perf_counter()
         response = local.session.post(f"{url}/v2/models/{model}/infer", json=_body(X[i % len(X)]), timeout=60)
         elapsed = time.perf_counter() - start
-        return elapsed, None if response.status_code == 200 else f"{response.status_code} {response.text[:300]}"
+        if response.status_code != 200:
+            return elapsed, f"{response.status_code} {response.text[:300]}"
+        # the answer must be this request's own explanation: one row, for this instance
+        try:
+            data = json.loads(response.json()["outputs"][0]["data"][0])["data"]
+            ok = np.allclose(np.asarray(data["cf"]["X"], np.float32) - np.asarray(data["residual"], np.float32),
+                             X[i % len(X)][None], atol=1e-4)
+        except (KeyError, IndexError, ValueError, TypeError) as err:
+            return elapsed, f"200 with an unreadable explanation ({type(err).__name__}: {err})"
+        return elapsed, None if ok else "200 with another request's explanation"
 
     for i in range(20):  # warm-up
         call(i)
@@ -119,7 +128,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--root", type=Path, default=HERE, help="folder holding the trained server folders")
     parser.add_argument("--requests", type=int, default=400, help="requests per configuration and model")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--models", nargs="+", default=["compas-explainer", "compas-explainer-whitebox"])
     args = parser.parse_args(argv)
 
@@ -146,8 +155,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         settings_file.write_text(json.dumps(settings))
                     server = Server(folder, parallel_workers=workers)
                     try:
-                        for model in args.models:
-                            server.wait_ready(model)
+                        try:
+                            for model in args.models:
+                                server.wait_ready(model)
+                        except RuntimeError:
+                            log = (folder / "server.log").read_text(errors="replace")
+                            refused = [line for line in log.splitlines() if "adaptive batching" in line][:1]
+                            rows.append(f"| all | {workers} | {'on' if batching else 'off'} | refused at start-up: "
+                                        f"{(refused or ['see the log'])[0][-160:]} | | | |")
+                            continue
                         for model in args.models:
                             wall, latencies, n_errors, example = run_load(server.url, model, X, args.requests,
                                                                           args.clients)
