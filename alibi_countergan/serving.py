@@ -33,7 +33,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 import requests
@@ -103,12 +103,16 @@ class ServingOptions:
         Most instances one request may hold, default 10,000.
     max_request_bytes
         Most bytes of the request's input tensor, counted as float32 values, default 16 MiB.
+    classifier_headers
+        HTTP headers sent with every call to the classifier's server, e.g.
+        ``{"Seldon-Model": "compas-classifier"}`` behind Seldon Core 2's ``seldon-mesh`` service.
     """
 
     classifier_timeout: float = 10.0
     classifier_probe_interval: float = 5.0
     max_rows: int = 10_000
     max_request_bytes: int = 16 * 2 ** 20
+    classifier_headers: Tuple[Tuple[str, str], ...] = ()
 
     @classmethod
     def read(cls, extra: Dict[str, Any], model: str) -> "ServingOptions":
@@ -124,6 +128,13 @@ class ServingOptions:
             if name not in extra:
                 continue
             value = extra[name]
+            if name == "classifier_headers":
+                if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                          for k, v in value.items()):
+                    raise MLServerError(f"Model {model}: parameters.extra.classifier_headers must map header names "
+                                        f"to strings, got {value!r}.", status.HTTP_422_UNPROCESSABLE_ENTITY)
+                values[name] = tuple(value.items())
+                continue
             integral = isinstance(default.default, int)
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and (
                 value > 0 or (value == 0 and name == "classifier_probe_interval"))
@@ -364,7 +375,8 @@ class CounteRGANBlackBoxRuntime(_CounteRGANRuntime, AlibiExplainBlackBoxRuntime)
         if uri is None:
             return None
         try:
-            response = requests.get(uri, timeout=self.options.classifier_timeout, verify=self._verify())
+            response = requests.get(uri, timeout=self.options.classifier_timeout, verify=self._verify(),
+                                    headers=dict(self.options.classifier_headers))
         except requests.Timeout:
             return f"the classifier at {uri} did not answer within {self.options.classifier_timeout:g} s"
         except requests.RequestException as err:
@@ -376,13 +388,14 @@ class CounteRGANBlackBoxRuntime(_CounteRGANRuntime, AlibiExplainBlackBoxRuntime)
     def _verify(self) -> "str | bool":
         return self.ssl_verify_path or True
 
-    def _call_classifier(self, method: str, uri: str, **kwargs: Any) -> Any:
+    def _call_classifier(self, method: str, uri: str, headers: Optional[Dict[str, str]] = None, **kwargs: Any) -> Any:
         """One HTTP call to the classifier's server, with the timeout; failures as 502 / 504 naming it."""
         timeout = self.options.classifier_timeout
+        headers = {**dict(self.options.classifier_headers), **(headers or {})}
         where = self.infer_uri
         call = "" if uri == self.infer_uri else f" (asked for its metadata at {uri})"
         try:
-            response = requests.request(method, uri, timeout=timeout, verify=self._verify(), **kwargs)
+            response = requests.request(method, uri, timeout=timeout, verify=self._verify(), headers=headers, **kwargs)
         except requests.Timeout:
             raise ClassifierTimeoutError(
                 f"The classifier at {where} did not answer within {timeout:g} s{call} "

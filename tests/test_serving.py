@@ -177,10 +177,15 @@ class _FakeClassifier:
 
     def __init__(self, mode: str, delay_s: float = 2.0) -> None:
         import http.server
+
+        self.headers_seen: List[Dict[str, str]]
         import threading
+
+        seen = self.headers_seen = []
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def _answer(self) -> None:
+                seen.append(dict(self.headers))
                 if mode == "slow":
                     time.sleep(delay_s)
                     code, body = 200, b"{}"
@@ -250,8 +255,11 @@ def test_an_http_error_from_the_classifier_is_a_502_naming_it(deployment, X, cod
     try:
         with pytest.raises(ClassifierError, match=f"classifier at {classifier.uri}.* answered HTTP {code}.*the model "
                                                   f"is restarting") as info:
-            _explain_once(_black_box(deployment, classifier.uri, classifier_probe_interval=0), X[:1])
+            _explain_once(_black_box(deployment, classifier.uri, classifier_probe_interval=0,
+                                     classifier_headers={"Seldon-Model": "compas-classifier"}), X[:1])
         assert info.value.status_code == 502
+        assert classifier.headers_seen and all(h.get("Seldon-Model") == "compas-classifier"
+                                               for h in classifier.headers_seen)
     finally:
         classifier.close()
 
@@ -284,8 +292,9 @@ def test_serving_options_are_checked_and_reach_the_runtime(deployment):
     assert runtime.options.classifier_timeout == 2.5 and runtime.options.max_rows == 7
     assert runtime.settings.parameters.extra["max_rows"] == 7  # kept for MLServer's parallel workers
     for name, value in [("classifier_timeout", 0), ("classifier_timeout", "10"), ("max_rows", 1.5),
-                        ("max_request_bytes", -1), ("classifier_probe_interval", float("nan"))]:
-        with pytest.raises(MLServerError, match=f"parameters.extra.{name} must be a positive") as info:
+                        ("max_request_bytes", -1), ("classifier_probe_interval", float("nan")),
+                        ("classifier_headers", {"Seldon-Model": 1})]:
+        with pytest.raises(MLServerError, match=f"parameters.extra.{name} must (be a positive|map header)") as info:
             _black_box(deployment, "http://127.0.0.1:1/v2/models/c/infer", **{name: value})
         assert info.value.status_code == 422
 
