@@ -160,7 +160,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 server.wait_ready(model)
                         except RuntimeError:
                             log = (folder / "server.log").read_text(errors="replace")
-                            refused = [line for line in log.splitlines() if "cannot split one explanation" in line and "raise" not in line][:1]
+                            refused = [line for line in log.splitlines()
+                                       if "cannot split one explanation" in line and "raise" not in line][:1]
                             rows.append(f"| all | {workers} | {'on' if batching else 'off'} | refused at start-up: "
                                         f"{(refused or ['see the log'])[0][-160:]} | | | |")
                             continue
