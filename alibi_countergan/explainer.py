@@ -20,6 +20,7 @@ from alibi_countergan.backends import (
     resolve_backend,
 )
 from alibi_countergan.callbacks import Callback, StopTraining, TrainingDivergedError
+from alibi_countergan.checks import check_explain_values, check_fit_scale
 from alibi_countergan.constraints import (
     FeatureKey,
     FeatureSpace,
@@ -48,6 +49,7 @@ from alibi_countergan.validation import (
     check_number,
     check_probabilities,
     check_target_proba,
+    describe_callable,
     normalise_shape,
 )
 from alibi_countergan.value import LossWeights
@@ -322,7 +324,7 @@ class CounteRGAN(Explainer, FitMixin):
         if method == "white-box":
             if framework != self.backend:
                 expected = "a torch.nn.Module" if self.backend == "pytorch" else "a tf.keras.Model"
-                got = framework or type(self.predictor).__name__
+                got = f"a {framework} model" if framework else describe_callable(self.predictor)
                 raise ValueError(f"method='white-box' needs the predictor's gradients: with the {self.backend} backend "
                                  f"the predictor must be {expected}, got {got}. Use method='black-box' for a "
                                  f"predictor that only maps numpy arrays to probabilities.")
@@ -433,6 +435,7 @@ class CounteRGAN(Explainer, FitMixin):
             When a loss becomes NaN or infinite (lower the learning rate).
         """
         x_batch, _ = as_instances(X, self.feature_shape, "X")
+        check_fit_scale(x_batch, self.feature_names)
         if len(x_batch) < 2:
             raise ValueError("fit needs at least two instances.")
         x32 = x_batch.astype(np.float32, copy=False)
@@ -449,23 +452,36 @@ class CounteRGAN(Explainer, FitMixin):
             flat, channel_index=self.image.channel_index() if self.image is not None else None,
             feature_shape=self.feature_shape, feature_range=self.feature_range, immutable=self._immutable,
             monotone=self._monotone, groups=self._groups, grids=grids, min_change=self.min_change)
-        self._install(space, n_classes)
-        self.history_: List[Dict[str, float]] = []
+        # The new networks are built and trained aside, on a shallow copy that the callbacks see (it
+        # explains with the generator as it is at each step); this explainer keeps its previous state,
+        # so other threads' explain calls see it until the trained state is swapped in below.
+        state = self._install(space, n_classes, activate=False)
+        trainee = copy.copy(self)
+        trainee.meta = copy.deepcopy(self.meta)
+        trainee.meta["params"]["n_classes"] = n_classes
+        trainee.__dict__.update(state)
+        trainee.history_ = []
         rng = np.random.default_rng(self.seed)
         x_std = ((flat - space.center) / space.spread).astype(np.float32)
         mask_rate = self.random_mask_rate if self.random_mask_rate is not None else (
             0.0 if self.image is not None else 0.5)
         sampler = BatchSampler(flat, x_std, proba, space, self.white_box, self.batch_size, rng,
                                random_mask_rate=mask_rate, real_weight_power=self.real_weight_power)
-        try:
-            self._train(sampler)
-        except TrainingDivergedError:
-            self._uninstall()
-            raise
+        trainee._train(sampler)  # TrainingDivergedError leaves this explainer as it was (fitted before, or not)
+        previous = {name: self.__dict__.get(name) for name in state}  # freed after the swap, not during it
+        self.__dict__.update(state)  # one dict update: explain sees the old state or the new one
+        del previous
+        self.history_: List[Dict[str, float]] = trainee.history_
+        self.meta["params"]["n_classes"] = n_classes
         return self
 
-    def _install(self, space: FeatureSpace, n_classes: int, build_seed: Optional[int] = None) -> None:
-        """Create the backend and networks for a feature space (training state included)."""
+    def _install(self, space: FeatureSpace, n_classes: int, build_seed: Optional[int] = None,
+                 activate: bool = True) -> Dict[str, Any]:
+        """Create the backend and networks for a feature space (training state included).
+
+        Returns the fitted state as ``{attribute: value}``; with ``activate`` it is also set on
+        this explainer (``fit`` passes False, trains aside and swaps the state in at the end).
+        """
         backend = load_backend(self.backend)
         network = NetworkSpec(feature_shape=self.feature_shape, n_classes=n_classes,
                               discriminator_outputs=1 if self.white_box else n_classes, image=self.image)
@@ -477,13 +493,18 @@ class CounteRGAN(Explainer, FitMixin):
         backend.build(network, training, self.predictor if self.white_box else None,
                       self.seed if build_seed is None else build_seed,
                       generator=self.generator, discriminator=self.discriminator)
-        self.backend_: Backend = backend
-        self.space_ = space
-        self.n_classes_ = n_classes
-        self._space_np: SpaceTensors = space.tensors(NUMPY_OPS)
-        self._space_np64: SpaceTensors = _as_float64(self._space_np)
-        self._eye = np.eye(n_classes, dtype=np.float32)
-        self.meta["params"]["n_classes"] = n_classes
+        space_np: SpaceTensors = space.tensors(NUMPY_OPS)
+        state: Dict[str, Any] = {"backend_": backend, "space_": space, "n_classes_": n_classes, "_space_np": space_np,
+                                 "_space_np64": _as_float64(space_np), "_eye": np.eye(n_classes, dtype=np.float32)}
+        if activate:
+            self.backend_: Backend = backend
+            self.space_: FeatureSpace = state["space_"]
+            self.n_classes_: int = n_classes
+            self._space_np: SpaceTensors = space_np
+            self._space_np64: SpaceTensors = state["_space_np64"]
+            self._eye: np.ndarray = state["_eye"]
+            self.meta["params"]["n_classes"] = n_classes
+        return state
 
     def _training_proba(self) -> float:
         """The target probability training aims for: a fifth further from certainty than explain requires
@@ -617,6 +638,7 @@ class CounteRGAN(Explainer, FitMixin):
         n_counterfactuals = check_int("n_counterfactuals", n_counterfactuals, 1)
         criterion = Criterion(self.target_proba if target_proba is None else check_target_proba(target_proba))
         x_batch, _ = as_instances(X, self.feature_shape, "X")
+        check_explain_values(x_batch, self.space_, self.feature_names)
         n, k = len(x_batch), self.n_classes_
         target_spec = self.target_class if target_class is None else target_class
         targets = resolve_targets(target_spec, n, k)

@@ -303,7 +303,8 @@ def read_config(path: PathLike) -> Dict[str, Any]:
     return config
 
 
-def load(path: PathLike, predictor: Any, *, generator: Any = None, discriminator: Any = None) -> "CounteRGAN":
+def load(path: PathLike, predictor: Any, *, generator: Any = None, discriminator: Any = None,
+         probe: bool = True) -> "CounteRGAN":
     """Load an explainer saved by ``explainer.save(path)``, without reading ``meta.dill``.
 
     ``alibi.saving.load_explainer(path, predictor)`` and ``CounteRGAN.load(path, predictor)`` end
@@ -320,6 +321,11 @@ def load(path: PathLike, predictor: Any, *, generator: Any = None, discriminator
     generator, discriminator
         Only for an explainer trained with custom networks: new (untrained) instances of the same
         architectures, which receive the saved weights.
+    probe
+        Call the predictor once on one instance (the fit data's centre) and check that it returns
+        probabilities for the saved number of classes, so that a wrong predictor fails here rather
+        than at the first ``explain``. False skips the call (the MLServer black-box runtime does,
+        because its classifier's server may start later).
 
     Returns
     -------
@@ -334,7 +340,8 @@ def load(path: PathLike, predictor: Any, *, generator: Any = None, discriminator
     IncompatibleSaveError
         For a save of another format version, or one that is damaged.
     ValueError
-        When the predictor or the networks do not fit the saved explainer.
+        When the predictor or the networks do not fit the saved explainer (with ``probe``: a
+        predictor whose output is not probabilities of the saved number of classes).
     """
     from alibi_countergan.explainer import CounteRGAN
 
@@ -366,6 +373,8 @@ def load(path: PathLike, predictor: Any, *, generator: Any = None, discriminator
     n_classes = int(config["n_classes"])
     explainer._install(space, n_classes)
     _read_weights(explainer, directory, config["weights"])
+    if probe:
+        _probe_predictor(explainer, space, n_classes)
     explainer.history_ = from_json_value(config.get("history", []))
     explainer.meta = from_json_value(config["meta"])
     explainer.meta["params"].setdefault("n_threads", explainer.n_threads)  # saves made before n_threads existed
@@ -374,34 +383,101 @@ def load(path: PathLike, predictor: Any, *, generator: Any = None, discriminator
     return explainer
 
 
+def _probe_predictor(explainer: "CounteRGAN", space: FeatureSpace, n_classes: int) -> None:
+    """Call the predictor on one instance and check its output against the saved explainer."""
+    x = np.asarray(space.center, dtype=np.float32).reshape((1,) + explainer.feature_shape)
+    try:
+        explainer._predict(x, n_classes)
+    except ValueError as err:
+        raise ValueError(f"The predictor does not fit this saved CounteRGAN (checked on one instance at load time): "
+                         f"{err}") from None
+
+
 def framework_or_type(predictor: Any) -> str:
     """A short description of a predictor for error messages."""
+    from alibi_countergan.validation import describe_callable
+
     framework = framework_of(predictor)
-    return f"a {framework} model" if framework is not None else f"a {type(predictor).__name__}"
+    return f"a {framework} model" if framework is not None else describe_callable(predictor)
 
 
-def _read_weights(explainer: "CounteRGAN", directory: Path, spec: Mapping[str, Any]) -> None:
-    weight_format, files = spec.get("format"), list(spec.get("files", []))
+_DAMAGED_ADVICE = ("Copy the saved directory again from where explainer.save wrote it, or fit and save the explainer "
+                   "again; never load a weight file you cannot trust with fewer safeguards.")
+
+
+def read_weight_files(directory: PathLike, spec: Mapping[str, Any], backend: Any) -> Dict[str, np.ndarray]:
+    """Read a save's weight files: the one place where weight files are opened.
+
+    Every failure to read (a truncated, empty or foreign file, random bytes, a format the backend
+    does not know) becomes an :class:`IncompatibleSaveError` that names the file and what to do;
+    PyTorch files are read with ``torch.load(..., weights_only=True)`` and numpy archives with
+    ``allow_pickle=False``, so no code in a file runs.
+
+    Parameters
+    ----------
+    directory
+        The saved explainer's directory.
+    spec
+        ``countergan.json``'s ``weights`` entry: ``{"format": ..., "files": [...]}``.
+    backend
+        The built backend that will receive the weights (its weight-file hook reads its own format).
+
+    Returns
+    -------
+    weights
+        A ``set_weights`` dict keyed ``'generator/...'`` and ``'discriminator/...'``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When a listed weight file is missing.
+    IncompatibleSaveError
+        When a file cannot be read, or the format is not the installed backend's.
+    """
+    from alibi_countergan.backends.base import WeightFileError, brief_error
+
+    directory = Path(directory)
+    weight_format, files = spec.get("format"), spec.get("files", [])
+    if not isinstance(files, list) or not files:
+        raise IncompatibleSaveError(f"{directory / CONFIG_FILE} lists no weight files: the save is damaged. "
+                                    f"{_DAMAGED_ADVICE}")
     for file in files:
         if not isinstance(file, str) or Path(file).name != file:
             raise IncompatibleSaveError(f"The save lists the weight file {file!r}, which is not a plain file name.")
         if not (directory / file).is_file():
             raise FileNotFoundError(f"The saved CounteRGAN in {directory} lacks its weight file {file}.")
-    backend = explainer.backend_
+        if (directory / file).stat().st_size == 0:
+            raise IncompatibleSaveError(f"The weight file {directory / file} is empty (0 bytes). {_DAMAGED_ADVICE}")
     store = _weight_store(backend)
-    if weight_format == NUMPY_WEIGHT_FORMAT:
-        with np.load(directory / files[0], allow_pickle=False) as archive:
-            weights = {k: archive[k] for k in archive.files}
-    elif store is not None and store.weight_format == weight_format:
-        weights = store.read_weights(directory, files)
-    else:
-        raise IncompatibleSaveError(f"The weights are stored as {weight_format!r}, which the installed "
-                                    f"{backend.name} backend cannot read.")
+    try:
+        if weight_format == NUMPY_WEIGHT_FORMAT:
+            try:
+                with np.load(directory / files[0], allow_pickle=False) as archive:
+                    return {k: np.asarray(archive[k]) for k in archive.files}
+            except Exception as err:
+                raise WeightFileError(directory / files[0], f"numpy could not read it ({brief_error(err)})") from None
+        if store is not None and store.weight_format == weight_format:
+            return store.read_weights(directory, files)
+    except WeightFileError as err:
+        raise IncompatibleSaveError(f"The weight file {err.file} cannot be read: {err.reason}. "
+                                    f"{_DAMAGED_ADVICE}") from None
+    except Exception as err:  # anything else a framework raises while reading: name every file
+        raise IncompatibleSaveError(f"The weight files {files} in {directory} cannot be read ({brief_error(err)}). "
+                                    f"{_DAMAGED_ADVICE}") from None
+    raise IncompatibleSaveError(f"The weights in {directory} are stored as {weight_format!r}, which the installed "
+                                f"{backend.name} backend cannot read: load the explainer with the backend that saved "
+                                f"it.")
+
+
+def _read_weights(explainer: "CounteRGAN", directory: Path, spec: Mapping[str, Any]) -> None:
+    backend = explainer.backend_
+    weights = read_weight_files(directory, spec, backend)
     expected = backend.get_weights()
     missing, unexpected = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
     if missing or unexpected:
-        raise ValueError(f"The saved weights do not fit the networks: missing {missing[:5]}, unexpected "
-                         f"{unexpected[:5]}. Pass networks of the architectures the explainer was trained with.")
+        raise ValueError(f"The saved weights in {directory} do not fit the networks: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}. Pass networks of the architectures the explainer was trained "
+                         f"with.")
     for key, value in weights.items():
         if tuple(value.shape) != tuple(expected[key].shape):
             raise ValueError(f"The saved weight {key} has shape {tuple(value.shape)}; the network's has "

@@ -31,11 +31,12 @@ def check_target_spec(target: Any, n_classes: Optional[int] = None, what: str = 
     values = np.atleast_1d(np.asarray(target, dtype=object)) if not _is_int(target) else np.array([target])
     if values.ndim != 1 or values.size == 0 or not all(_is_int(v) for v in values):
         raise ValueError(f"{what}={target!r} must be a class index, a non-empty list of class indices or 'other'.")
-    ints = values.astype(np.int64)
-    if np.any(ints < 0) or (n_classes is not None and np.any(ints >= n_classes)):
-        bad = int(ints[(ints < 0) | (ints >= (n_classes if n_classes is not None else np.inf))][0])
-        limit = f"0 to {n_classes - 1}" if n_classes is not None else "non-negative"
-        raise ValueError(f"{what}: class {bad} is out of range; the predictor's classes are {limit}.")
+    # Python ints, so that a huge value (2**70) is out of range rather than an OverflowError in numpy
+    top = n_classes if n_classes is not None else 2 ** 63
+    bad = [int(v) for v in values if not 0 <= int(v) < top]
+    if bad:
+        limit = f"0 to {n_classes - 1}" if n_classes is not None else "non-negative integers below 2**63"
+        raise ValueError(f"{what}: class {bad[0]} is out of range; the predictor's classes are {limit}.")
 
 
 def resolve_targets(target: Any, n_rows: int, n_classes: int) -> Optional[np.ndarray]:

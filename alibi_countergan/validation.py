@@ -5,6 +5,17 @@ from typing import Any, Tuple
 import numpy as np
 
 
+def describe_callable(obj: Any) -> str:
+    """A few words naming a predictor for messages: ``the bound method Model.predict_proba``, ``the function f``."""
+    import inspect
+
+    if inspect.ismethod(obj):
+        return f"the bound method {getattr(obj, '__qualname__', getattr(obj, '__name__', '?'))}"
+    if inspect.isfunction(obj) or inspect.isbuiltin(obj):
+        return f"the function {getattr(obj, '__qualname__', obj.__name__)}"
+    return f"a {type(obj).__name__}"
+
+
 def check_int(name: str, value: Any, minimum: int) -> int:
     """An integer parameter ``>= minimum`` (bools are not integers here)."""
     if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) or value < minimum:

@@ -1,5 +1,7 @@
 """Every bad input gets a clear exception, and inputs are never modified."""
 
+import re
+
 import numpy as np
 import pytest
 from frameworks import changed_entries
@@ -45,6 +47,8 @@ def test_non_finite_values_are_rejected_with_their_position(pima, pima_whitebox,
     ([], "class index"),
     (True, "class index"),
     ([0, 1, 0], "3 entries for 2 instances"),
+    (2 ** 70, f"class {2 ** 70} is out of range"),
+    ([0, -2 ** 70], f"class {-2 ** 70} is out of range"),
 ])
 def test_bad_targets_are_rejected(pima, pima_whitebox, target, message):
     _, _, X_test, _, _ = pima
@@ -55,6 +59,59 @@ def test_bad_targets_are_rejected(pima, pima_whitebox, target, message):
 def test_bad_constructor_target_is_rejected_early(pima_model):
     with pytest.raises(ValueError, match="not supported"):
         CounteRGAN(pima_model, (1, 8), target_class="worse")
+    with pytest.raises(ValueError, match="out of range"):
+        CounteRGAN(pima_model, (1, 8), target_class=2 ** 70)
+
+
+class _Counting:
+    """A black-box predictor (a logistic model on the first feature) that counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        p = 1 / (1 + np.exp(-np.clip(np.asarray(x, np.float64)[:, 1] - 120, -50, 50) / 20))
+        return np.stack([1 - p, p], axis=1)
+
+
+@pytest.mark.parametrize("value", [1e20, -3e38])
+def test_fit_values_beyond_float32_networks_are_a_value_error_naming_the_column(pima, value):
+    data, X_train, _, _, _ = pima
+    X = X_train.astype(np.float64)
+    X[5, 4] = value
+    before = X.copy()
+    predictor = _Counting()
+    explainer = CounteRGAN(predictor, (1, 8), feature_names=data.feature_names, verbose=False, train_steps=2)
+    shown = re.escape(f"{value:.6g}")
+    with pytest.raises(ValueError, match=f"column 4 \\('{data.feature_names[4]}'\\) holds {shown} \\(row 5\\); "
+                                         f"the networks compute in float32"):
+        explainer.fit(X)
+    assert predictor.calls == 0 and np.array_equal(X, before)
+
+
+def test_a_fit_column_float32_cannot_resolve_is_named(pima):
+    _, X_train, _, _, _ = pima
+    X = X_train.astype(np.float64)
+    X[:, 2] = 1e9 + np.arange(len(X)) % 3  # e.g. an identifier offset by a large constant
+    with pytest.raises(ValueError, match="column 2 has values around 1e\\+09 that vary by only 0.8.*float32 cannot"):
+        CounteRGAN(_Counting(), (1, 8), verbose=False, train_steps=2).fit(X)
+
+
+@pytest.mark.parametrize("value", [3e38, -1e16, 5e9])
+def test_explain_values_far_outside_the_fit_data_are_named_before_any_network_runs(pima, value):
+    data, X_train, X_test, _, _ = pima
+    predictor = _Counting()
+    explainer = CounteRGAN(predictor, (1, 8), feature_names=data.feature_names, verbose=False,
+                           train_steps=2).fit(X_train)
+    X = X_test[:3].astype(np.float64 if abs(value) > 3e38 else np.float32)
+    X[1, 6] = value
+    calls = predictor.calls
+    shown = re.escape(f"{value:.6g}")
+    for target in (1, "other"):
+        with pytest.raises(ValueError, match=f"column 6 \\('{data.feature_names[6]}'\\) holds {shown} \\(row 1\\)"):
+            explainer.explain(X, target_class=target)
+    assert predictor.calls == calls
 
 
 def _logits(x):
@@ -145,3 +202,37 @@ def test_inputs_are_never_modified(backend, pima):
     np.testing.assert_array_equal(upper, bounds[1])
     changed = changed_entries(before, backend.state(model))
     assert not changed, f"fit or explain changed the predictor: {changed}"
+
+
+class _SklearnLike:
+    """A model object whose bound method returns probabilities (as scikit-learn's predict_proba)."""
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        p = 1 / (1 + np.exp(-np.clip(np.asarray(x, np.float64)[:, 1] - 120, -50, 50) / 20))
+        return np.stack([1 - p, p], axis=1)
+
+
+def test_white_box_with_a_bound_method_names_it(backend):
+    with pytest.raises(ValueError, match=r"must be .*, got the bound method _SklearnLike.predict_proba\. Use "
+                                         r"method='black-box'"):
+        CounteRGAN(_SklearnLike().predict_proba, (1, 8), backend=backend.name, method="white-box")
+    with pytest.raises(ValueError, match=r"got the function _logits\. Use method='black-box'"):
+        CounteRGAN(_logits, (1, 8), backend=backend.name, method="white-box")
+
+
+def test_a_loaded_explainer_probes_its_predictor_at_load(pima, tmp_path):
+    _, X_train, _, _, _ = pima
+    explainer = CounteRGAN(_SklearnLike().predict_proba, (1, 8), verbose=False, train_steps=2).fit(X_train)
+    explainer.save(tmp_path / "saved")
+    calls = []
+
+    def three_classes(x: np.ndarray) -> np.ndarray:
+        calls.append(len(x))
+        return np.full((len(x), 3), 1 / 3)
+
+    with pytest.raises(ValueError, match="checked on one instance at load time.*has 3 classes but the explainer was "
+                                         "fitted with 2"):
+        CounteRGAN.load(tmp_path / "saved", three_classes)
+    assert calls == [1]
+    loaded = CounteRGAN.load(tmp_path / "saved", _SklearnLike().predict_proba)
+    assert np.array_equal(loaded.explain(X_train[:5]).cf["X"], explainer.explain(X_train[:5]).cf["X"])

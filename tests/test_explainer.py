@@ -1,6 +1,7 @@
 """Behaviour of the fitted explainer on real data and real models."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -314,3 +315,45 @@ def test_chunked_forward_passes_match_one_pass(digits_whitebox, digits, monkeypa
     np.testing.assert_allclose(chunked.cf["X"], whole.cf["X"], atol=1e-5)
     np.testing.assert_allclose(chunked.cf["proba"], whole.cf["proba"], atol=1e-5)
     np.testing.assert_allclose(chunked.orig_proba, whole.orig_proba, atol=1e-6)
+
+
+def test_explain_during_a_refit_sees_the_old_or_the_new_explainer_never_a_mix(backend, pima, pima_model):
+    """fit trains aside and swaps the new state in at the end: a thread explaining meanwhile gets, call for
+    call, exactly the old explainer's counterfactuals or exactly the new one's (never a half-trained generator)."""
+    import threading
+
+    _, X_train, X_test, _, _ = pima
+    x = X_test[:20]
+    common = dict(train_steps=60, verbose=False)
+    old = CounteRGAN(pima_model, (1, 8), seed=0, **common).fit(X_train).explain(x, target_class=1).cf["X"]
+    new = CounteRGAN(pima_model, (1, 8), seed=1, **common).fit(X_train).explain(x, target_class=1).cf["X"]
+    assert not np.array_equal(old, new)
+
+    explainer = CounteRGAN(pima_model, (1, 8), seed=0, **common).fit(X_train)
+    seen, errors, done = [], [], threading.Event()
+
+    def keep_explaining() -> None:
+        while not done.is_set():
+            try:
+                seen.append(explainer.explain(x, target_class=1).cf["X"])
+            except Exception as err:  # recorded: any error during the refit fails the test
+                errors.append(err)
+
+    worker = threading.Thread(target=keep_explaining)
+    worker.start()
+    try:
+        while len(seen) < 3:  # the thread is explaining before the refit starts
+            time.sleep(0.01)
+        explainer.seed = 1
+        explainer.fit(X_train)
+        during = len(seen)
+        time.sleep(0.1)
+    finally:
+        done.set()
+        worker.join(timeout=60)
+    assert not errors, errors[:3]
+    assert during > 5, "the thread did not explain during the refit"
+    kinds = ["old" if np.array_equal(cf, old) else "new" if np.array_equal(cf, new) else "mixed" for cf in seen]
+    assert "mixed" not in kinds, kinds.count("mixed")
+    assert kinds[0] == "old" and kinds[-1] == "new"
+    assert kinds == sorted(kinds, key=["old", "new"].index)  # once new, never old again

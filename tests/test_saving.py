@@ -336,3 +336,77 @@ def test_each_backend_round_trips_in_its_own_weight_format(pima, pima_model, pim
     loaded = CounteRGAN.load(tmp_path / "explainer", pima_model)
     _same_explanations(loaded.explain(X_test), pima_whitebox.explain(X_test))
     assert np.array_equal(loaded.explain(X_test).cf["X"], pima_whitebox.explain(X_test).cf["X"])
+
+
+def _damage(file: Path, how: str) -> None:
+    data = file.read_bytes()
+    if how == "truncated":
+        file.write_bytes(data[: len(data) // 2])
+    elif how == "zero bytes":
+        file.write_bytes(b"")
+    elif how == "random bytes":
+        file.write_bytes(np.random.default_rng(0).bytes(len(data)))
+    elif how == "another format":  # a valid file of the wrong kind: JSON text where weights belong
+        file.write_text(json.dumps({"weights": [1, 2, 3]}))
+    else:
+        raise AssertionError(how)
+
+
+DAMAGE = ["truncated", "zero bytes", "random bytes", "another format"]
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+@pytest.mark.parametrize("file", ["generator.pt", "discriminator.pt"])
+def test_a_damaged_torch_weight_file_is_an_incompatible_save_naming_it(saved, tmp_path, file, how):
+    directory = _copy(saved["root"] / "black", tmp_path / "damaged")
+    _damage(directory / file, how)
+    with pytest.raises(IncompatibleSaveError, match=f"weight file {directory / file}") as info:
+        CounteRGAN.load(directory, saved["black"].predictor)
+    message = str(info.value)
+    assert "fit and save the explainer again" in message
+    assert "weights_only=False" not in message  # torch's advice to drop the safeguard is never relayed
+
+
+def test_a_pickle_of_other_objects_is_refused_without_running_it(saved, tmp_path):
+    directory = _copy(saved["root"] / "black", tmp_path / "pickled")
+    marker = tmp_path / "ran"
+    torch.save({"weight": _Marker(marker)}, directory / "generator.pt")
+    with pytest.raises(IncompatibleSaveError, match=f"weight file {directory / 'generator.pt'}"):
+        CounteRGAN.load(directory, saved["black"].predictor)
+    assert not marker.exists()
+    torch.save([torch.zeros(2)], directory / "generator.pt")  # loads under weights_only, but is no state_dict
+    with pytest.raises(IncompatibleSaveError, match="holds a list, not a state_dict of tensors"):
+        CounteRGAN.load(directory, saved["black"].predictor)
+
+
+class _Marker:
+    """Unpickling it would create a file (it must never be unpickled by the loader)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_a_damaged_numpy_weight_archive_is_an_incompatible_save_naming_it(saved, compas, tmp_path, monkeypatch,
+                                                                         how):
+    monkeypatch.delattr(TorchBackend, "weight_format")
+    directory = tmp_path / "numpy"
+    saved["black"].save(directory)
+    monkeypatch.undo()
+    _damage(directory / "weights.npz", how)
+    with pytest.raises(IncompatibleSaveError, match=f"weight file {directory / 'weights.npz'}"):
+        CounteRGAN.load(directory, saved["black"].predictor)
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_each_backend_names_its_damaged_weight_file(pima, pima_model, pima_whitebox, tmp_path, how):
+    pima_whitebox.save(tmp_path / "explainer")
+    config = json.loads((tmp_path / "explainer" / "countergan.json").read_text())
+    victim = next(f for f in config["weights"]["files"] if f.startswith("generator") and "index" not in f)
+    _damage(tmp_path / "explainer" / victim, how)
+    with pytest.raises(IncompatibleSaveError, match="fit and save the explainer again") as info:
+        CounteRGAN.load(tmp_path / "explainer", pima_model)
+    assert str(tmp_path / "explainer" / "generator") in str(info.value)

@@ -34,9 +34,11 @@ from mlserver.types import InferenceRequest  # noqa: E402
 from alibi_countergan import CounteRGAN  # noqa: E402
 from alibi_countergan.serving import (  # noqa: E402
     ClassifierError,
+    ClassifierTimeoutError,
     CounteRGANBlackBoxRuntime,
     CounteRGANWhiteBoxRuntime,
     ExplainRequestError,
+    RequestTooLargeError,
     load_classifier,
 )
 
@@ -170,6 +172,181 @@ def test_an_unreachable_classifier_is_a_502_naming_its_address(deployment, X):
     assert info.value.status_code == 502
 
 
+class _FakeClassifier:
+    """A loopback HTTP server standing in for a failing classifier: it answers late, or with an HTTP error."""
+
+    def __init__(self, mode: str, delay_s: float = 2.0) -> None:
+        import http.server
+
+        self.headers_seen: List[Dict[str, str]]
+        import threading
+
+        seen = self.headers_seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                seen.append(dict(self.headers))
+                if mode == "slow":
+                    time.sleep(delay_s)
+                    code, body = 200, b"{}"
+                else:
+                    code, body = int(mode), b'{"error": "the model is restarting"}'
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:  # the explainer gave up waiting and closed the connection
+                    pass
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        http.server.ThreadingHTTPServer.daemon_threads = True
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.block_on_close = False  # type: ignore[attr-defined]
+        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}/v2/models/classifier/infer"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+def _black_box(deployment: Path, uri: str, **extra: Any) -> CounteRGANBlackBoxRuntime:
+    return CounteRGANBlackBoxRuntime(_settings("bb", CounteRGANBlackBoxRuntime,
+                                               _explainer_dir(deployment, "compas-explainer") / "explainer",
+                                               infer_uri=uri, **extra))
+
+
+def _explain_once(runtime: Any, x: np.ndarray) -> Any:
+    async def run() -> Any:
+        try:
+            assert await runtime.load(), runtime.load_error
+            return await runtime.predict(_request(x))
+        finally:
+            await runtime.unload()
+
+    return asyncio.run(run())
+
+
+def test_a_classifier_that_does_not_answer_in_time_is_a_504_naming_it(deployment, X):
+    classifier = _FakeClassifier("slow", delay_s=3.0)
+    try:
+        runtime = _black_box(deployment, classifier.uri, classifier_timeout=0.5, classifier_probe_interval=0)
+        start = time.monotonic()
+        with pytest.raises(ClassifierTimeoutError, match=f"classifier at {classifier.uri} did not answer within "
+                                                         r"0.5 s.*\(parameters.extra.classifier_timeout\)") as info:
+            _explain_once(runtime, X[:1])
+        assert time.monotonic() - start < 2.5  # the timeout, not the classifier's 3 s
+        assert info.value.status_code == 504
+    finally:
+        classifier.close()
+
+
+@pytest.mark.parametrize("code", [500, 503, 400, 404])
+def test_an_http_error_from_the_classifier_is_a_502_naming_it(deployment, X, code):
+    classifier = _FakeClassifier(str(code))
+    try:
+        with pytest.raises(ClassifierError, match=f"classifier at {classifier.uri}.* answered HTTP {code}.*the model "
+                                                  f"is restarting") as info:
+            _explain_once(_black_box(deployment, classifier.uri, classifier_probe_interval=0,
+                                     classifier_headers={"Seldon-Model": "compas-classifier"}), X[:1])
+        assert info.value.status_code == 502
+        assert classifier.headers_seen and all(h.get("Seldon-Model") == "compas-classifier"
+                                               for h in classifier.headers_seen)
+    finally:
+        classifier.close()
+
+
+def test_readiness_follows_the_classifiers_ready_endpoint(deployment):
+    classifier = _FakeClassifier("503")
+    runtime = _black_box(deployment, classifier.uri, classifier_timeout=1, classifier_probe_interval=0.2)
+
+    async def run() -> List[bool]:
+        seen = []
+        assert await runtime.load()
+        runtime.ready = True  # what MLServer does with load()'s result
+        await asyncio.sleep(0.5)
+        seen.append(runtime.ready)
+        classifier.close()  # nothing listens any more: still not ready
+        await asyncio.sleep(0.5)
+        seen.append(runtime.ready)
+        await runtime.unload()
+        return seen
+
+    try:
+        assert asyncio.run(run()) == [False, False]
+        assert runtime.ready_uri == classifier.uri[: -len("infer")] + "ready"
+    finally:
+        classifier.close()
+
+
+def test_serving_options_are_checked_and_reach_the_runtime(deployment):
+    runtime = _black_box(deployment, "http://127.0.0.1:1/v2/models/c/infer", classifier_timeout=2.5, max_rows=7)
+    assert runtime.options.classifier_timeout == 2.5 and runtime.options.max_rows == 7
+    assert runtime.settings.parameters.extra["max_rows"] == 7  # kept for MLServer's parallel workers
+    for name, value in [("classifier_timeout", 0), ("classifier_timeout", "10"), ("max_rows", 1.5),
+                        ("max_request_bytes", -1), ("classifier_probe_interval", float("nan")),
+                        ("classifier_headers", {"Seldon-Model": 1})]:
+        with pytest.raises(MLServerError, match=f"parameters.extra.{name} must (be a positive|map header)") as info:
+            _black_box(deployment, "http://127.0.0.1:1/v2/models/c/infer", **{name: value})
+        assert info.value.status_code == 422
+
+
+def test_adaptive_batching_is_refused(deployment):
+    """MLServer's adaptive batching would hand clients other requests' explanations (measured: 383 of 400)."""
+    settings = _settings("bb", CounteRGANBlackBoxRuntime, _explainer_dir(deployment, "compas-explainer") / "explainer",
+                         infer_uri="http://127.0.0.1:1/v2/models/c/infer")
+    settings.max_batch_size, settings.max_batch_time = 16, 0.005
+    with pytest.raises(MLServerError, match="adaptive batching .* cannot split one explanation") as info:
+        CounteRGANBlackBoxRuntime(settings)
+    assert info.value.status_code == 422
+
+
+def test_requests_past_the_size_limits_are_a_413(deployment, in_process, X):
+    folder = _explainer_dir(deployment, "compas-explainer-whitebox")
+    runtime = CounteRGANWhiteBoxRuntime(_settings("wb", CounteRGANWhiteBoxRuntime, folder / "explainer",
+                                                  infer_uri=str(folder / "classifier.pt2"), max_rows=20,
+                                                  max_request_bytes=4 * 16 * 10))
+
+    async def run(x: np.ndarray) -> Any:
+        if not runtime.ready:
+            runtime.ready = await runtime.load()
+        return await runtime.predict(_request(x, target_class=1))
+
+    with pytest.raises(RequestTooLargeError, match=r"holds 21 instances; this model accepts at most 20 per request "
+                                                   r"\(parameters.extra.max_rows\)") as info:
+        asyncio.run(run(X[:21]))
+    assert info.value.status_code == 413
+    with pytest.raises(RequestTooLargeError, match=r"\(704 bytes as float32\); this model accepts at most 640"):
+        asyncio.run(run(X[:11]))
+    _check(_explanation(asyncio.run(run(X[:10]))), in_process["compas-explainer-whitebox"].explain(X[:10],
+                                                                                                   target_class=1))
+
+
+def _damaged_copy(deployment: Path, target: Path) -> Path:
+    shutil.copytree(_explainer_dir(deployment, "compas-explainer") / "explainer", target)
+    generator = target / "generator.pt"
+    generator.write_bytes(generator.read_bytes()[:100])
+    return target
+
+
+def test_a_damaged_save_leaves_the_model_not_ready_with_the_file_named(deployment, tmp_path):
+    directory = _damaged_copy(deployment, tmp_path / "damaged")
+    runtime = CounteRGANBlackBoxRuntime(_settings("bb", CounteRGANBlackBoxRuntime, directory,
+                                                  infer_uri="http://127.0.0.1:1/v2/models/c/infer"))
+    assert asyncio.run(runtime.load()) is False
+    runtime.ready = False
+    assert not runtime.ready
+    assert f"weight file {directory / 'generator.pt'} cannot be read" in runtime.load_error
+
+
 def test_load_classifier_reads_each_format(deployment, compas, tmp_path):
     _, X_train, X_test, y_train, _ = compas
     model = _TORCH.train(_TORCH.mlp(16, 2, X_train), X_train, y_train, epochs=1)
@@ -254,6 +431,7 @@ class Server:
 
     def stop(self) -> None:
         if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGCONT)  # in case a test left it stopped
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=30)
@@ -269,9 +447,17 @@ def _configure(folder: Path, ports: List[int]) -> None:
     (folder / "settings.json").write_text(json.dumps(settings))
 
 
+CLASSIFIER_TIMEOUT_S = 3
+"""The served black-box explainers' classifier_timeout: long enough for a loaded CI machine, short for the test."""
+
+
 @pytest.fixture(scope="module")
-def servers(deployment, request) -> Dict[str, str]:
-    """The classifier's server, ready, then the explainers' server beside it; both stopped at the end."""
+def servers(deployment, request) -> Dict[str, Any]:
+    """The classifier's server, ready, then the explainers' server beside it; both stopped at the end.
+
+    The explainers' server also holds a copy of the black-box explainer whose generator.pt is
+    truncated: it must fail alone.
+    """
     ports = _free_ports(6)
     classifier_folder, explainer_folder = deployment / "classifier-server", deployment / "explainer-server"
     _configure(classifier_folder, ports[:3])
@@ -279,8 +465,14 @@ def servers(deployment, request) -> Dict[str, str]:
     infer_uri = f"http://127.0.0.1:{ports[0]}/v2/models/compas-classifier/infer"
     blackbox = explainer_folder / "compas-explainer" / "model-settings.json"
     settings = json.loads(blackbox.read_text())
-    settings["parameters"]["extra"]["infer_uri"] = infer_uri
+    settings["parameters"]["extra"].update(infer_uri=infer_uri, classifier_timeout=CLASSIFIER_TIMEOUT_S,
+                                           classifier_probe_interval=1, max_rows=100)
     blackbox.write_text(json.dumps(settings))
+    damaged = explainer_folder / "compas-explainer-damaged"
+    _damaged_copy(deployment, damaged / "explainer")
+    (damaged / "model-settings.json").write_text(json.dumps(
+        {**settings, "name": "compas-explainer-damaged", "parameters": {**settings["parameters"],
+                                                                       "uri": "./explainer"}}))
     # a misconfigured explainer: no infer_output, so the classifier answers with labels
     labels = explainer_folder / "compas-explainer-labels"
     labels.mkdir()
@@ -295,7 +487,8 @@ def servers(deployment, request) -> Dict[str, str]:
     explainers = Server(explainer_folder, ports[3])
     request.addfinalizer(explainers.stop)
     explainers.wait_ready(["compas-explainer", "compas-explainer-whitebox", "compas-explainer-labels"])
-    return {"classifier": classifier.url, "explainer": explainers.url}
+    return {"classifier": classifier.url, "explainer": explainers.url, "classifier_server": classifier,
+            "explainer_server": explainers}
 
 
 def _body(x: np.ndarray, **explain_parameters: Any) -> Dict[str, Any]:
@@ -303,11 +496,12 @@ def _body(x: np.ndarray, **explain_parameters: Any) -> Dict[str, Any]:
             "parameters": {"explain_parameters": explain_parameters}}
 
 
-def _post(servers: Dict[str, str], model: str, body: Any, session: Optional[Any] = None) -> Any:
+def _post(servers: Dict[str, Any], model: str, body: Any, session: Optional[Any] = None, timeout: float = 60) -> Any:
     url = f"{servers['explainer']}/v2/models/{model}/infer"
     if isinstance(body, str):
-        return (session or requests).post(url, data=body, headers={"Content-Type": "application/json"}, timeout=60)
-    return (session or requests).post(url, json=body, timeout=60)
+        return (session or requests).post(url, data=body, headers={"Content-Type": "application/json"},
+                                          timeout=timeout)
+    return (session or requests).post(url, json=body, timeout=timeout)
 
 
 def _served(response: Any) -> Dict[str, Any]:
@@ -477,3 +671,62 @@ def test_the_documented_python_client_prints_the_recourse(servers, deployment):
                          timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.count("P(did not reoffend)") == 2, run.stdout
+
+
+def test_a_request_past_max_rows_is_a_413_and_the_server_keeps_serving(servers, in_process, X):
+    response = _post(servers, "compas-explainer", _body(X[:101], target_class=1))
+    assert response.status_code == 413, response.text
+    assert "holds 101 instances; this model accepts at most 100" in response.json()["error"]
+    _check(_served(_post(servers, "compas-explainer", _body(X[:100], target_class=1))),
+           in_process["compas-explainer"].explain(X[:100], target_class=1))
+
+
+def test_a_damaged_explainer_fails_alone(servers, in_process, X):
+    url = servers["explainer"]
+    assert requests.get(f"{url}/v2/models/compas-explainer-damaged/ready", timeout=10).status_code == 400
+    response = _post(servers, "compas-explainer-damaged", _body(X[:1], target_class=1))
+    assert response.status_code == 400 and "not ready" in response.json()["error"], response.text
+    assert "compas-explainer-damaged/explainer/generator.pt cannot be read" in servers["explainer_server"].tail(10 ** 9)
+    for model in ("compas-explainer", "compas-explainer-whitebox"):
+        assert requests.get(f"{url}/v2/models/{model}/ready", timeout=10).status_code == 200
+        _check(_served(_post(servers, model, _body(X[:3], target_class=1))), in_process[model].explain(X[:3],
+                                                                                                         target_class=1))
+
+
+def _wait_for_status(url: str, status: int, within_s: float) -> float:
+    """Seconds until GET ``url`` answers ``status`` (fails after ``within_s``)."""
+    start = time.monotonic()
+    while True:
+        try:
+            if requests.get(url, timeout=5).status_code == status:
+                return time.monotonic() - start
+        except requests.RequestException:
+            pass
+        if time.monotonic() - start > within_s:
+            pytest.fail(f"{url} did not answer {status} within {within_s} s")
+        time.sleep(0.2)
+
+
+def test_a_frozen_classifier_gives_504_within_the_timeout_and_not_ready(servers, in_process, X):
+    """SIGSTOP the classifier's server: explain answers 504 in about classifier_timeout, readiness turns off;
+    after SIGCONT both come back."""
+    classifier = servers["classifier_server"]
+    ready = f"{servers['explainer']}/v2/models/compas-explainer/ready"
+    os.killpg(classifier.process.pid, signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        response = _post(servers, "compas-explainer", _body(X[:2], target_class=1), timeout=60)
+        elapsed = time.monotonic() - start
+        assert response.status_code == 504, response.text
+        assert f"classifier at {servers['classifier']}/v2/models/compas-classifier/infer did not answer within " \
+               f"{CLASSIFIER_TIMEOUT_S} s" in response.json()["error"]
+        assert elapsed < 2 * CLASSIFIER_TIMEOUT_S + 5  # bounded by the timeout (metadata is cached: one call)
+        _wait_for_status(ready, 400, within_s=3 * CLASSIFIER_TIMEOUT_S + 5)
+        # the white-box explainer does not call the classifier's server: it keeps serving
+        _check(_served(_post(servers, "compas-explainer-whitebox", _body(X[:2], target_class=1))),
+               in_process["compas-explainer-whitebox"].explain(X[:2], target_class=1))
+    finally:
+        os.killpg(classifier.process.pid, signal.SIGCONT)
+    _wait_for_status(ready, 200, within_s=3 * CLASSIFIER_TIMEOUT_S + 5)
+    _check(_served(_post(servers, "compas-explainer", _body(X[:2], target_class=1))),
+           in_process["compas-explainer"].explain(X[:2], target_class=1))

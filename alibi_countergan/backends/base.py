@@ -9,6 +9,7 @@ framework-free core.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, Optional, Protocol, Tuple
 
 import numpy as np
@@ -16,6 +17,38 @@ import numpy as np
 from alibi_countergan.constraints import FeatureSpace
 from alibi_countergan.layout import ImageLayout
 from alibi_countergan.value import LossWeights
+
+
+class WeightFileError(Exception):
+    """A backend could not read one of a save's weight files; :mod:`alibi_countergan.saving` reports it.
+
+    Backends raise it from their weight-file hook so that the error names the file at fault;
+    ``alibi_countergan.saving.read_weight_files`` turns it into an ``IncompatibleSaveError``.
+
+    Parameters
+    ----------
+    file
+        The file that could not be read.
+    reason
+        What went wrong, in a few words (never advice to load the file with fewer safeguards).
+    """
+
+    def __init__(self, file: "str | Path", reason: str) -> None:
+        super().__init__(f"{file}: {reason}")
+        self.file = Path(file)
+        self.reason = reason
+
+
+def brief_error(err: BaseException, limit: int = 200) -> str:
+    """``err`` in a few words for a message: its type and the first line of its text.
+
+    The text is dropped when it mentions ``weights_only``: torch's own message then advises
+    loading with ``weights_only=False``, which runs code from the file and must not be followed.
+    """
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    if "weights_only" in first or not first:
+        return type(err).__name__
+    return f"{type(err).__name__}: {first[:limit]}"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from alibi_countergan.backends.base import Batch, NetworkSpec, TrainingSpec
+from alibi_countergan.backends.base import Batch, NetworkSpec, TrainingSpec, WeightFileError, brief_error
 from alibi_countergan.constraints import SpaceTensors
 from alibi_countergan.layout import ImageLayout
 from alibi_countergan.value import TensorBatch, discriminator_objective, generator_objective
@@ -377,9 +377,12 @@ class TorchBackend:
             file = Path(directory) / f"{prefix}.pt"
             if f"{prefix}.pt" not in files:
                 raise ValueError(f"The saved weights list no {prefix}.pt.")
-            state = torch.load(file, map_location="cpu", weights_only=True)
+            try:
+                state = torch.load(file, map_location="cpu", weights_only=True)
+            except Exception as err:  # truncated, empty, random bytes, a pickle of other objects: all one error
+                raise WeightFileError(file, f"torch.load(weights_only=True) failed ({brief_error(err)})") from None
             if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-                raise ValueError(f"{file} does not hold a state_dict of tensors.")
+                raise WeightFileError(file, f"it holds a {type(state).__name__}, not a state_dict of tensors")
             out.update({f"{prefix}/{k}": v.numpy() for k, v in state.items()})
         return out
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from alibi_countergan.backends.base import Batch, NetworkSpec, TrainingSpec
+from alibi_countergan.backends.base import Batch, NetworkSpec, TrainingSpec, WeightFileError, brief_error
 from alibi_countergan.constraints import SpaceTensors
 from alibi_countergan.layout import ImageLayout
 from alibi_countergan.value import TensorBatch, discriminator_objective, generator_objective
@@ -664,8 +664,15 @@ class TFBackend:
         for prefix, net in (("generator", self.generator), ("discriminator", self.discriminator)):
             if f"{prefix}.ckpt.index" not in files:
                 raise ValueError(f"The saved weights list no {prefix}.ckpt checkpoint.")
-            status = net.load_weights(str(Path(directory) / f"{prefix}.ckpt"))
-            status.assert_existing_objects_matched()
+            checkpoint = Path(directory) / f"{prefix}.ckpt"
+            try:
+                status = net.load_weights(str(checkpoint))
+                status.assert_existing_objects_matched()
+            except Exception as err:  # truncated, empty or foreign checkpoint files: all one error
+                shards = sorted(f for f in files if f.startswith(f"{prefix}.ckpt."))
+                raise WeightFileError(checkpoint.with_name(f"{prefix}.ckpt.index"),
+                                      f"the checkpoint {', '.join(shards)} could not be restored "
+                                      f"({brief_error(err)})") from None
         return self.get_weights()
 
 

@@ -38,7 +38,7 @@ def explain(url: str, model: str, X: np.ndarray, **explain_parameters: Any) -> D
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Send one batch request and print each person's proposed changes; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="http://localhost:8090", help="the explainer server's address")
+    parser.add_argument("--url", default="http://127.0.0.1:8090", help="the explainer server's address")
     parser.add_argument("--model", default="compas-explainer")
     parser.add_argument("--people", type=int, default=3)
     args = parser.parse_args(argv)
