@@ -637,37 +637,22 @@ class CounteRGAN(Explainer, FitMixin):
         refine = self.refine if refine is None else check_bool("refine", refine)
         n_counterfactuals = check_int("n_counterfactuals", n_counterfactuals, 1)
         criterion = Criterion(self.target_proba if target_proba is None else check_target_proba(target_proba))
+        # a shallow copy: a concurrent fit swaps its state into this explainer, never into the snapshot
+        snapshot = copy.copy(self)
+        return snapshot._explain(X, target_class, immutable_features, refine, criterion, n_counterfactuals)
+
+    def _explain(self, X: np.ndarray, target_class: Optional[TargetClass], immutable_features: Sequence[FeatureKey],
+                 refine: bool, criterion: Criterion, n_counterfactuals: int) -> Explanation:
         x_batch, _ = as_instances(X, self.feature_shape, "X")
         check_explain_values(x_batch, self.space_, self.feature_names)
-        n, k = len(x_batch), self.n_classes_
-        target_spec = self.target_class if target_class is None else target_class
-        targets = resolve_targets(target_spec, n, k)
+        n = len(x_batch)
+        targets = resolve_targets(self.target_class if target_class is None else target_class, n, self.n_classes_)
         flat = x_batch.reshape(n, -1)
         check_onehot(flat, self.space_.groups, "X")
         frozen = resolve_features(list(immutable_features), self.n_features, self.feature_names,
                                   "immutable_features", self.space_.groups)
-        mutable = freeze(self.space_.mutable, frozen, self.space_.groups)
-        mask = np.broadcast_to(mutable, flat.shape)
-        if targets is None:
-            # every other class at once, then the one the predictor rates highest, per row
-            orig_proba = self._predict(x_batch, k)
-            candidates = (orig_proba.argmax(axis=1)[:, None] + np.arange(1, k)[None, :]) % k
-            rows = np.repeat(np.arange(n), k - 1)
-            cf_all = self._counterfactuals(flat[rows], candidates.reshape(-1), mask[rows])
-            proba_all = self._predict(cf_all.reshape((-1,) + self.feature_shape), k)
-            score = proba_all[np.arange(len(rows)), candidates.reshape(-1)].reshape(n, k - 1)
-            best = score.argmax(axis=1)
-            pick = np.arange(n) * (k - 1) + best
-            targets = candidates[np.arange(n), best]
-            cf_flat, cf_proba = cf_all[pick], proba_all[pick]
-        else:
-            # one predictor call for the originals and the counterfactuals together
-            cf_flat = self._counterfactuals(flat, targets, mask)
-            both = self._predict(np.concatenate([flat, cf_flat]).reshape((-1,) + self.feature_shape), k)
-            orig_proba, cf_proba = both[:n], both[n:]
-            # an instance the predictor already assigns to its target is its own counterfactual
-            already = orig_proba.argmax(axis=1) == targets
-            cf_flat[already], cf_proba[already] = flat[already], orig_proba[already]
+        mask = np.broadcast_to(freeze(self.space_.mutable, frozen, self.space_.groups), flat.shape)
+        targets, cf_flat, cf_proba, orig_proba = self._proposals(flat, targets, mask)
         if refine:
             todo = np.flatnonzero(orig_proba.argmax(axis=1) != targets)
             if todo.size:
@@ -684,6 +669,30 @@ class CounteRGAN(Explainer, FitMixin):
             diverse = [describe(found, p, flat[i], self.feature_shape, refiner, self.feature_names)
                        for i, p in enumerate(picks)]
         return self._explanation(x_batch, cf_flat, cf_proba, orig_proba, targets, diverse)
+
+    def _proposals(self, flat: np.ndarray, targets: Optional[np.ndarray], mask: np.ndarray
+                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The generator's counterfactuals: ``(targets, cf, cf_proba, orig_proba)``, one predictor call.
+
+        For ``targets`` None ('other'), every other class is tried at once and the one the predictor rates
+        highest kept, per row. A row the predictor already assigns to its target is its own counterfactual.
+        """
+        n, k = len(flat), self.n_classes_
+        if targets is None:
+            orig_proba = self._predict(flat.reshape((-1,) + self.feature_shape), k)
+            candidates = (orig_proba.argmax(axis=1)[:, None] + np.arange(1, k)[None, :]) % k
+            rows = np.repeat(np.arange(n), k - 1)
+            cf_all = self._counterfactuals(flat[rows], candidates.reshape(-1), mask[rows])
+            proba_all = self._predict(cf_all.reshape((-1,) + self.feature_shape), k)
+            best = proba_all[np.arange(len(rows)), candidates.reshape(-1)].reshape(n, k - 1).argmax(axis=1)
+            pick = np.arange(n) * (k - 1) + best
+            return candidates[np.arange(n), best], cf_all[pick], proba_all[pick], orig_proba
+        cf_flat = self._counterfactuals(flat, targets, mask)
+        both = self._predict(np.concatenate([flat, cf_flat]).reshape((-1,) + self.feature_shape), k)
+        orig_proba, cf_proba = both[:n], both[n:]
+        already = orig_proba.argmax(axis=1) == targets
+        cf_flat[already], cf_proba[already] = flat[already], orig_proba[already]
+        return targets, cf_flat, cf_proba, orig_proba
 
     def _refiner(self, dtype: np.dtype, criterion: Criterion) -> Refiner:
         """The refinement of this explainer's counterfactuals, for inputs of ``dtype``."""

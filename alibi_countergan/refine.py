@@ -298,8 +298,7 @@ class Refiner:
         else:
             order = np.argsort(np.where(changed, costs, np.inf), axis=1, kind="stable")  # smallest changes first
             dropped_per_step = [(n_changed * j) // 8 for j in range(1, 8)]
-        rank = np.empty_like(order)
-        np.put_along_axis(rank, order, np.broadcast_to(np.arange(v.n), order.shape), axis=1)
+        rank = np.argsort(order, axis=1)  # the inverse permutation: each variable's place in the order
         owners, candidates = [], []
         for dropped in dropped_per_step:
             rows = np.flatnonzero((dropped > 0) & (dropped < n_changed))
