@@ -130,6 +130,10 @@ def _agree(pair, sampler, steps=4):
                 # first step), which matters for gradients within a few 1e-7 of zero.
                 exact = step == 0 and (method == "discriminator_step" or key != "g_adv")
                 tol = 2e-5 if exact else 2e-3
+                if key == "g_l1" and not exact:
+                    # the cost counts changes past the min_change threshold (0.1 spreads): a weight that
+                    # differs by 1e-7 can move one change across it, which moves the mean by 0.1 / n_features
+                    tol += 4 * 0.1 / batch.x.shape[1]
                 assert b[key] == pytest.approx(a[key], rel=tol, abs=tol), f"step {step}, {method}, {key}"
 
 
