@@ -16,7 +16,8 @@ batched predictor calls (no gradients, so black-box predictors work the same), i
    that still reaches the target is kept: a second call. With many changed variables (images) the order is
    the size of each change instead, and a few fractions of the smallest changes are reverted.
 3. **Shrink** what is left towards the original: the smallest scale ``s`` of the residual in ``(0, 1]``
-   that keeps the target, found by a few rounds of a multi-point bisection (one call per round).
+   that keeps the target, to 1/125, found by a multi-point bisection (one call per round: two rounds of
+   24 scales for small batches, three of 4 for large ones).
 
 Every candidate is built by :func:`~alibi_countergan.constraints.project`, the projection that enforces
 the constraints on the generator's output, so one-hot groups, ordinal grids, monotone directions, feature
@@ -140,9 +141,11 @@ class Refiner:
         When a counterfactual reaches its target.
     regenerate
         The generator applied to flat rows (for the repair stage); None skips that candidate.
-    shrink_points, shrink_rounds
-        Scales evaluated per row in each round of the shrinking search, and the number of rounds: the
-        scale is found to within ``(shrink_points + 1) ** -shrink_rounds``.
+    shrink_resolution
+        The shrinking search finds the scale to within ``1 / shrink_resolution``. Each round evaluates
+        ``m`` scales per row in one call and narrows the interval ``m + 1`` times: small batches take more
+        scales per round (up to 24) and fewer rounds, large batches 4 scales per round and more rounds, so
+        a call never holds more than a few thousand rows more than the batch itself.
     max_exact_variables
         Up to this many changed variables per row, every single-variable reversal is scored; beyond it
         (images), changes are reverted smallest first. Rows with more mutable variables than this skip the
@@ -152,11 +155,11 @@ class Refiner:
     """
 
     def __init__(self, space: FeatureSpace, tensors: SpaceTensors, predict: PredictFn, criterion: Criterion,
-                 regenerate: Optional[RegenerateFn] = None, *, shrink_points: int = 4, shrink_rounds: int = 3,
+                 regenerate: Optional[RegenerateFn] = None, *, shrink_resolution: int = 125,
                  max_exact_variables: int = 32, search_rounds: int = 3) -> None:
         self.space, self.tensors, self.predict = space, tensors, predict
         self.criterion, self.regenerate = criterion, regenerate
-        self.shrink_points, self.shrink_rounds = shrink_points, shrink_rounds
+        self.shrink_resolution = shrink_resolution
         self.max_exact_variables, self.search_rounds = max_exact_variables, search_rounds
         self.variables = Variables.from_space(space)
         self.group_columns = np.zeros(space.n_features, dtype=bool)
@@ -286,6 +289,8 @@ class Refiner:
         n_changed = changed.sum(axis=1)
         most = int(n_changed.max(initial=0))
         ones = np.ones(len(x))
+        if most <= 1:
+            return cf, proba  # nothing to drop: one changed variable is needed, or the row is its own target
         if most <= self.max_exact_variables:
             # score every single reversal: the higher the slack without a variable, the less it is needed
             rows, var = np.nonzero(changed)
@@ -313,11 +318,13 @@ class Refiner:
 
     def _shrink(self, x: np.ndarray, targets: np.ndarray, mask: np.ndarray, cf: np.ndarray,
                 proba: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        n, m = len(x), self.shrink_points
+        n = len(x)
+        m = int(np.clip(2048 // n, 4, 24))
+        rounds = int(np.ceil(np.log(self.shrink_resolution) / np.log(m + 1)))
         lo, hi = np.zeros(n), np.ones(n)
         best, best_proba = cf.copy(), proba.copy()
         fractions = np.arange(1, m + 1) / (m + 1)
-        for _ in range(self.shrink_rounds):
+        for _ in range(rounds):
             scales = lo[None, :] + (hi - lo)[None, :] * fractions[:, None]  # (m, n)
             owner = np.tile(np.arange(n), m)
             candidates = self.build(np.tile(x, (m, 1)), np.tile(cf, (m, 1)), np.tile(mask, (m, 1)),
