@@ -139,6 +139,11 @@ def _check(row: str, text: str, values: Dict[str, float], ok: Callable[[float], 
     return {"row": row, "target": text, "met": met, "detail": detail}
 
 
+def _f(value: float, fmt: str) -> str:
+    """A reference value in a target's text ('n/a' when it is missing)."""
+    return format(value, fmt) if math.isfinite(value) else "n/a"
+
+
 def _constrained_modes(name: str, m: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
     """CounteRGAN's two modes with the data set's immutable features."""
     if name == "compas":
@@ -178,18 +183,20 @@ def _targets(name: str, entry: Dict[str, Any], profile: Profile) -> List[Dict[st
         rgd_l1 = _q(m["rgd"], "l1_valid", COMMON)
         immutable = ", ".join(_short(entry["immutable"]))
         out += [
-            _check("validity", f">= {TABULAR_VALIDITY:.2f} and >= CFRL's ({cfrl_validity:.3f}), immutable {immutable}",
+            _check("validity",
+                   f">= {TABULAR_VALIDITY:.2f} and >= CFRL's ({_f(cfrl_validity, '.3f')}), immutable {immutable}",
                    {k: _q(r, "validity", COMMON) for k, r in both.items()},
                    lambda v: v >= TABULAR_VALIDITY and v >= cfrl_validity, ".3f", full, quick_note),
-            _check("l1_valid", f"<= CFRL's ({cfrl_l1:.2f})", {k: _q(r, "l1_valid", COMMON) for k, r in both.items()},
+            _check("l1_valid", f"<= CFRL's ({_f(cfrl_l1, '.2f')})",
+                   {k: _q(r, "l1_valid", COMMON) for k, r in both.items()},
                    lambda v: v <= cfrl_l1, ".2f", full, quick_note),
-            _check("l1_valid", f"stretch: <= the unconstrained Wachter's ({rgd_l1:.2f})",
+            _check("l1_valid", f"stretch: <= the unconstrained Wachter's ({_f(rgd_l1, '.2f')})",
                    {k: _q(r, "l1_valid", COMMON) for k, r in both.items()}, lambda v: v <= rgd_l1, ".2f", full,
                    quick_note),
         ]
         if entry.get("categorical"):
             cfrl_cat = _q(cfrl, "categories_valid", COMMON)
-            out.append(_check("categories", f"<= CFRL's ({cfrl_cat:.2f})",
+            out.append(_check("categories", f"<= CFRL's ({_f(cfrl_cat, '.2f')})",
                               {k: _q(r, "categories_valid", COMMON) for k, r in both.items()},
                               lambda v: v <= cfrl_cat, ".2f", full, quick_note))
         out.append(_check("immutable", "no row changes an immutable feature (all explained rows)",
