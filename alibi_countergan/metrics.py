@@ -231,6 +231,43 @@ def changed_features(x: np.ndarray, cf: np.ndarray, columns: Sequence[int], atol
     return result
 
 
+def changed_variables(x: np.ndarray, cf: np.ndarray, variables: Sequence[Sequence[int]],
+                      atol: float = 1e-6) -> np.ndarray:
+    """Per-instance number of variables that a counterfactual changes, each counted once.
+
+    A variable is a set of (flattened) columns, for example a one-hot group: switching a
+    category changes two columns but one variable. With the one-hot groups this is the number of
+    categories changed per counterfactual; with the immutable variables it counts the forbidden
+    changes.
+
+    Parameters
+    ----------
+    x, cf
+        Originals and counterfactuals, shape ``(n, ...)``.
+    variables
+        The columns of each variable (a single column is a variable of its own).
+    atol
+        A variable changes when any of its columns changes by more than this.
+
+    Returns
+    -------
+    ``(n,)`` integer array.
+    """
+    if atol < 0:
+        raise ValueError(f"atol must be >= 0, got {atol}.")
+    a, b = _flat_pair(x, cf)
+    changed = np.abs(b - a) > atol
+    result = np.zeros(len(a), dtype=np.int64)
+    for i, columns in enumerate(variables):
+        cols = np.asarray(list(columns), dtype=np.int64)
+        if cols.size == 0:
+            raise ValueError(f"variable {i} has no columns.")
+        if np.any((cols < 0) | (cols >= a.shape[1])):
+            raise ValueError(f"the columns of variable {i} must lie in 0..{a.shape[1] - 1}.")
+        result += changed[:, cols].any(axis=1)
+    return result
+
+
 @dataclass(frozen=True)
 class Interval:
     """A mean with the half-width of its confidence interval.

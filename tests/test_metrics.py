@@ -61,6 +61,28 @@ def test_distances_count_what_changed(digits):
     assert x[0, 0, 0] == X[0, 0]  # inputs untouched
 
 
+def test_changed_variables_count_a_switched_category_once(compas):
+    data, X_train, X_test, _, _ = compas
+    groups = [list(range(start, start + n)) for start, n in sorted(data.cat_vars.items())]
+    race = next(g for g in groups if data.feature_names[g[0]].startswith("race="))
+    sex = next(g for g in groups if data.feature_names[g[0]].startswith("sex="))
+    x = X_test[:40].astype(np.float64)
+    cf = x.copy()
+    cf[:, 0] += 1.0  # a numerical column: no category changed
+    assert np.array_equal(metrics.changed_variables(x, cf, groups), np.zeros(40))
+    # rows 0..9 switch race (two columns, one variable); rows 5..14 also switch sex
+    cf[:10, race] = np.roll(x[:10, race], 1, axis=1)
+    cf[5:15, sex] = x[5:15, sex][:, ::-1]
+    assert np.array_equal(metrics.changed_variables(x, cf, groups), np.r_[np.ones(5), 2 * np.ones(5), np.ones(5),
+                                                                           np.zeros(25)])
+    assert np.array_equal(metrics.l0_distance(x[:5], cf[:5]), np.full(5, 3))  # the column count differs
+    # immutable variables: age (one column) and race; a change of the others is not counted
+    forbidden = metrics.changed_variables(x, cf, [[0], race])
+    assert np.array_equal(forbidden, np.r_[2 * np.ones(10), np.ones(30)])
+    assert np.array_equal(metrics.changed_variables(x, x + 1e-9, groups), np.zeros(40))
+    assert x[0, 0] == X_test[0, 0]  # inputs untouched
+
+
 def test_constraint_violations_by_kind(pima):
     data, X_train, X_test, _, _ = pima
     space = build_feature_space(X_train, channel_index=None, feature_shape=(X_train.shape[1],), feature_range=None,
@@ -105,6 +127,9 @@ def test_intervals():
     (lambda: metrics.l1_distance(np.ones((3, 2)), np.ones((3, 3))), "same shape"),
     (lambda: metrics.l0_distance(np.ones((3, 2)), np.ones((3, 2)), atol=-1), "atol"),
     (lambda: metrics.changed_features(np.ones((3, 2)), np.ones((3, 2)), [5]), "columns"),
+    (lambda: metrics.changed_variables(np.ones((3, 2)), np.ones((3, 2)), [[0], [1, 2]]), "variable 1"),
+    (lambda: metrics.changed_variables(np.ones((3, 2)), np.ones((3, 2)), [[]]), "no columns"),
+    (lambda: metrics.changed_variables(np.ones((3, 2)), np.ones((3, 2)), [[0]], atol=-1), "atol"),
     (lambda: metrics.mean_interval(np.array([1.0, np.nan])), "NaN"),
 ])
 def test_bad_inputs_are_named(call, message):

@@ -1,4 +1,4 @@
-"""The compared methods: alibi's gradient searches (paper settings) and the GAN-based explainers."""
+"""The compared methods: alibi's gradient searches (paper settings), alibi's CFRL and the GAN-based explainers."""
 
 from dataclasses import dataclass
 from typing import Any, Dict, List
@@ -24,6 +24,8 @@ class Method:
         False for the plain GAN of the paper (the generator outputs the whole counterfactual).
     constrained
         Whether the explainer is told the data set's immutable features.
+    cfrl
+        alibi's ``CounterfactualRLTabular`` (amortised like CounteRGAN: fit, then explain every row).
     """
 
     key: str
@@ -32,10 +34,12 @@ class Method:
     white_box: bool = True
     residual: bool = True
     constrained: bool = False
+    cfrl: bool = False
 
 
 RGD = Method("rgd", "Wachter (RGD)", baseline=True)
 CSGP = Method("csgp", "CFProto (CSGP)", baseline=True)
+CFRL = Method("cfrl", "CFRL (black-box)", baseline=False, white_box=False, constrained=True, cfrl=True)
 
 
 def methods(dataset: str) -> List[Method]:
@@ -44,6 +48,7 @@ def methods(dataset: str) -> List[Method]:
     MNIST has no constraints. COMPAS runs the GAN-based methods as in the paper (no constraints)
     and CounteRGAN again with race, sex and age immutable. Pima's GAN-based methods all keep its
     immutable features. alibi's searches cannot freeze features: their violations are counted.
+    alibi's CFRL (tabular only) keeps the same immutable features as the constrained CounteRGAN rows.
     """
     pima = dataset == "pima"
     out = [RGD, CSGP,
@@ -54,6 +59,8 @@ def methods(dataset: str) -> List[Method]:
         out += [Method("countergan-wb-immutable", "CounteRGAN, immutable", baseline=False, constrained=True),
                 Method("countergan-bb-immutable", "CounteRGAN black-box, immutable", baseline=False,
                        white_box=False, constrained=True)]
+    if dataset != "mnist":
+        out.append(CFRL)
     return out
 
 

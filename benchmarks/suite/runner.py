@@ -1,8 +1,8 @@
 """Runs the benchmark: every step in a worker process, then the report.
 
-Order: for each data set, ``prepare`` (models and rows); the GAN-based methods one after the
-other (fit with all threads, one batch explanation with all threads, single-instance latency
-with one thread); alibi's searches on the instance subset, split into shards that run in
+Order: for each data set, ``prepare`` (models and rows); the GAN-based methods and CFRL one after
+the other (fit with all threads, CFRL's with one, one batch explanation with all threads,
+single-instance latency with one thread); alibi's searches on the instance subset, split into shards that run in
 parallel single-threaded processes (one per core: each call is a long chain of tiny graph
 executions that a second thread does not speed up); ``evaluate``; and the report.
 """
@@ -153,7 +153,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             if method.baseline:
                 continue
             name = f"{dataset}/{method.key}"
-            if not sequential(f"{name}/fit", task("fit", dataset, profile.threads, method=method.key)).ok:
+            # CFRL's networks are tiny (batches of 100 rows through 256-unit layers, a predictor call per
+            # step): a second thread only adds synchronisation, which on a busy 2-core machine made each
+            # step ~20x slower (17 ms with one thread, ~300 ms with two)
+            fit_threads = 1 if method.cfrl else profile.threads
+            if not sequential(f"{name}/fit", task("fit", dataset, fit_threads, method=method.key)).ok:
                 continue
             sequential(f"{name}/explain-batch", task("explain-batch", dataset, profile.threads, method=method.key))
             sequential(f"{name}/explain-single", task("explain-single", dataset, 1, method=method.key))

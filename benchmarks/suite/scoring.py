@@ -36,7 +36,11 @@ def repair_onehot(ds: Dataset, cf: np.ndarray) -> np.ndarray:
 
 
 def counterfactuals(method: Method, method_dir: Path, shape: Tuple[int, ...]) -> Optional[Dict[str, np.ndarray]]:
-    """A method's rows and counterfactuals (None if it produced none), with the baselines' ``found`` flags."""
+    """A method's rows, counterfactuals and ``found`` flags (None if it produced none).
+
+    ``found`` is False where the method itself reports failure: a search that returned no
+    counterfactual (its input stands in), or an explainer whose ``success`` is False.
+    """
     if method.baseline:
         shards = sorted(method_dir.glob("shard-*.npz"))
         if not shards:
@@ -53,21 +57,36 @@ def counterfactuals(method: Method, method_dir: Path, shape: Tuple[int, ...]) ->
     if not path.is_file():
         return None
     with np.load(path) as f:
-        return {"rows": f["rows"], "cf": f["cf"].reshape((-1,) + shape)}
+        rows = f["rows"]
+        # a run from before success flags were saved: the classifier alone judges validity
+        found = f["found"].astype(bool) if "found" in f.files else np.ones(len(rows), dtype=bool)
+        return {"rows": rows, "cf": f["cf"].reshape((-1,) + shape), "found": found}
+
+
+def variables(ds: Dataset) -> Dict[str, List[List[int]]]:
+    """Column sets counted once each: the one-hot groups (``'categories'``) and the immutable variables."""
+    groups = [list(range(start, start + n)) for start, n in sorted(ds.cat_vars.items())]
+    immutable: Dict[str, List[int]] = {}
+    for name, column in zip(ds.immutable, ds.immutable_columns()):
+        immutable.setdefault(name.split("=", 1)[0], []).append(column)
+    return {"categories": groups, "immutable": list(immutable.values())}
 
 
 def _scores(ds: Dataset, classifier: Any, autoencoder: Any, space: FeatureSpace, rows: np.ndarray,
-            cf: np.ndarray) -> Dict[str, np.ndarray]:
+            cf: np.ndarray, found: np.ndarray) -> Dict[str, np.ndarray]:
+    """Per-row scores. A counterfactual is valid when the method reports success and the classifier agrees."""
     x = ds.X_test[rows]
     orig_proba, cf_proba = predict(classifier, x), predict(classifier, cf)
     counts = metrics.constraint_violations(x, cf, space)
+    groups = variables(ds)
     return {
         "gain": metrics.prediction_gain(orig_proba, cf_proba, ds.target),
-        "validity": metrics.validity(cf_proba, ds.target),
+        "validity": metrics.validity(cf_proba, ds.target) & found,
         "realism": metrics.reconstruction_error(cf, predict(autoencoder, cf)),
         "l1": metrics.l1_distance(x, cf),
         "l0": metrics.l0_distance(x, cf),
-        "immutable": metrics.changed_features(x, cf, ds.immutable_columns()),
+        "categories": metrics.changed_variables(x, cf, groups["categories"]),
+        "immutable": metrics.changed_variables(x, cf, groups["immutable"]),
         "violations": counts["total"],
         "target_proba": metrics.target_probability(cf_proba, ds.target),
     }
@@ -76,10 +95,14 @@ def _scores(ds: Dataset, classifier: Any, autoencoder: Any, space: FeatureSpace,
 def summarise(scores: Dict[str, np.ndarray]) -> Dict[str, Dict[str, float]]:
     """Mean and 95% interval of each per-row score (Wilson intervals for shares).
 
-    ``l1_valid`` is the L1 distance over the valid counterfactuals only: a search that gives up
-    returns the input itself, whose distance of 0 would otherwise make failing look frugal.
+    ``l1_valid`` and ``categories_valid`` are taken over the valid counterfactuals only: a search
+    that gives up returns the input itself, whose distance of 0 would otherwise make failing look
+    frugal. ``immutable`` counts the immutable variables a counterfactual changes (a one-hot group
+    once), ``immutable_share`` the share of rows that change any.
     """
-    out = {"l1_valid": metrics.mean_interval(scores["l1"][scores["validity"]]).to_dict()}
+    valid = scores["validity"]
+    out = {"l1_valid": metrics.mean_interval(scores["l1"][valid]).to_dict(),
+           "categories_valid": metrics.mean_interval(scores["categories"][valid]).to_dict()}
     for name, values in scores.items():
         if name == "target_proba":
             continue
@@ -94,7 +117,7 @@ def summarise(scores: Dict[str, np.ndarray]) -> Dict[str, Dict[str, float]]:
 
 
 def score_dataset(task: Dict[str, Any]) -> Dict[str, Any]:
-    """Scores of all methods of one data set: on all their rows, and on the baselines' subset."""
+    """Scores of all methods of one data set: on the rows they all explained (``common``), and on all their rows."""
     ds = load(task["dataset"], Path(task["data_dir"]), seed=task["seed"], n_train=task["dataset_profile"]["n_train"])
     dataset_dir = Path(task["dataset_dir"])
     models = Models.from_dict(json.loads((dataset_dir / "prepare.json").read_text())["models"])
@@ -111,8 +134,14 @@ def score_dataset(task: Dict[str, Any]) -> Dict[str, Any]:
         figure["rows"] = figure_rows
         figure["original"] = ds.X_test[figure_rows]
         figure["original_proba"] = predict(classifier, ds.X_test[figure_rows])[:, ds.target]
+    found_by_method = {m.key: counterfactuals(m, dataset_dir / m.key, shape) for m in methods(ds.name)}
+    # every method is compared on the same rows: the searches' subset, less any row a method lacks
+    common = subset
+    for found in found_by_method.values():
+        if found is not None:
+            common = np.intersect1d(common, found["rows"])
     for method in methods(ds.name):
-        found = counterfactuals(method, dataset_dir / method.key, shape)
+        found = found_by_method[method.key]
         if found is None:
             result[method.key] = {"missing": True}
             continue
@@ -122,13 +151,11 @@ def score_dataset(task: Dict[str, Any]) -> Dict[str, Any]:
             raw_onehot_invalid = metrics.constraint_violations(ds.X_test[rows], cf, space)["onehot"] > 0
             entry["raw_onehot_invalid_share"] = float(np.mean(raw_onehot_invalid)) if len(rows) else 0.0
             cf = repair_onehot(ds, cf)
-        scores = _scores(ds, classifier, autoencoder, space, rows, cf)
-        entry.update({"n": int(len(rows)), "all": summarise(scores)})
-        if method.baseline:
-            entry["found_share"] = float(np.mean(found["found"])) if len(rows) else 0.0
-        else:
-            keep = np.isin(rows, subset)
-            entry["subset"] = summarise({k: v[keep] for k, v in scores.items()})
+        scores = _scores(ds, classifier, autoencoder, space, rows, cf, found["found"])
+        keep = np.isin(rows, common)
+        entry.update({"n": int(len(rows)), "all": summarise(scores), "n_common": int(keep.sum()),
+                      "common": summarise({k: v[keep] for k, v in scores.items()}),
+                      "found_share": float(np.mean(found["found"])) if len(rows) else 0.0})
         result[method.key] = entry
         if figure_rows is not None:
             where = {int(r): i for i, r in enumerate(rows)}
@@ -140,7 +167,7 @@ def score_dataset(task: Dict[str, Any]) -> Dict[str, Any]:
                 figure[f"{method.key}/realism"] = scores["realism"][index]
     if figure:
         np.savez_compressed(dataset_dir / "figure.npz", **figure)
-    return {"methods": result}
+    return {"methods": result, "common_rows": common.tolist()}
 
 
 def _figure_rows(ds: Dataset, subset: np.ndarray) -> Optional[np.ndarray]:

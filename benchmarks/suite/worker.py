@@ -7,7 +7,7 @@ eager TensorFlow code (they also run in a private ``tf.Graph`` and session).
 Steps (``task['kind']``):
 
 - ``prepare``: train or load the classifier and the autoencoder, choose the rows to explain.
-- ``fit``: fit a GAN-based explainer and save it.
+- ``fit``: fit a GAN-based explainer (or alibi's CFRL) and save it.
 - ``explain-batch``: load it, explain all rows in one call (batch latency), save the counterfactuals.
 - ``explain-single``: load it, time many warm single-instance calls (single-thread).
 - ``baseline``: run alibi's ``Counterfactual`` or ``CounterfactualProto`` on a shard of the subset.
@@ -15,6 +15,7 @@ Steps (``task['kind']``):
 """
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -131,12 +132,14 @@ def _predictor(ds: Dataset, models: Models, method: Method, backend: str) -> Any
 
 
 def fit(task: Dict[str, Any]) -> Dict[str, Any]:
-    """Fit a GAN-based explainer on the training rows, time it, save it."""
+    """Fit a GAN-based explainer (or CFRL) on the training rows, time it, save it."""
     from alibi_countergan import CounteRGAN
     from alibi_countergan.saving import save
 
     ds = _dataset(task)
     method = _method(ds, task["method"])
+    if method.cfrl:
+        return _fit_cfrl(task, ds)
     predictor = _predictor(ds, _models(task), method, task["backend"])
     kwargs = countergan_kwargs(method, ds, task["backend"], task["seed"], task["dataset_profile"]["train_steps"])
     explainer = CounteRGAN(predictor, ds.shape, **kwargs)
@@ -153,47 +156,109 @@ def fit(task: Dict[str, Any]) -> Dict[str, Any]:
             "final_losses": last}
 
 
-def _load_explainer(task: Dict[str, Any]) -> Tuple[Dataset, Any]:
+def _fit_cfrl(task: Dict[str, Any], ds: Dataset) -> Dict[str, Any]:
+    """Train CFRL's autoencoder and CFRL itself (alibi's example settings), time them, save the explainer."""
+    from alibi.saving import save_explainer
+
+    from benchmarks.suite import cfrl
+    from benchmarks.suite.models import keras_function, load_classifier
+
+    dp = task["dataset_profile"]
+    if dp["cfrl_train_steps"] is None:
+        raise ValueError(f"the profile gives no cfrl_train_steps for {ds.name}.")
+    predict_fn = keras_function(load_classifier(ds, _models(task).classifier))
+    rss_before = system.rss_mb()
+    system.reset_peak()
+    explainer, info = cfrl.fit(ds, predict_fn, int(dp["cfrl_train_steps"]), int(dp["cfrl_autoencoder_epochs"]),
+                               task["seed"])
+    peak = system.peak_rss_mb()
+    save_explainer(explainer, str(Path(task["method_dir"]) / "explainer"))
+    return {**info, "peak_rss_mb": peak, "rss_before_mb": rss_before, "iteration_s": info["rl_s"] / info["train_steps"],
+            "params": {"coeff_sparsity": cfrl.COEFF_SPARSITY, "coeff_consistency": cfrl.COEFF_CONSISTENCY,
+                       "hidden_dim": cfrl.HIDDEN_DIM, "latent_dim": cfrl.LATENT_DIM, "backend": "pytorch",
+                       "immutable_features": list(explainer.params["immutable_features"])}}
+
+
+class _CfrlExplainer:
+    """A loaded CFRL explainer behind CounteRGAN's call: encoded rows in, encoded counterfactuals out."""
+
+    def __init__(self, ds: Dataset, models: Models, method_dir: Path) -> None:
+        from alibi.saving import load_explainer
+
+        from benchmarks.suite import cfrl
+        from benchmarks.suite.models import keras_function, load_classifier
+
+        self.layout = cfrl.Layout.of(ds)
+        predictor = cfrl.OriginalPredictor(self.layout, keras_function(load_classifier(ds, models.classifier)))
+        # alibi saves CFRL's networks as whole pickled modules, which torch >= 2.6 loads only with
+        # weights_only=False; these are the files the fit step of this run wrote
+        previous = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+        os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+        try:
+            self.explainer = load_explainer(str(method_dir / "explainer"), predictor=predictor)
+        finally:
+            if previous is None:
+                del os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"]
+            else:
+                os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = previous
+
+    def explain(self, x: np.ndarray, target_class: int) -> Tuple[np.ndarray, np.ndarray]:
+        from benchmarks.suite import cfrl
+
+        cf = cfrl.explain(self.explainer, self.layout, x, target_class)
+        return cf, np.ones(len(x), dtype=bool)  # CFRL always returns a counterfactual; the classifier judges it
+
+
+def _load_explainer(task: Dict[str, Any]) -> Tuple[Dataset, Callable[[np.ndarray, int], Tuple[np.ndarray, np.ndarray]]]:
+    """The data set and the method's ``explain(x, target) -> (counterfactuals, success flags)``."""
     from alibi_countergan.saving import load as load_explainer
 
     ds = _dataset(task)
     method = _method(ds, task["method"])
+    if method.cfrl:
+        return ds, _CfrlExplainer(ds, _models(task), Path(task["method_dir"])).explain
     predictor = _predictor(ds, _models(task), method, task["backend"])
-    return ds, load_explainer(Path(task["method_dir"]) / "explainer", predictor)
+    explainer = load_explainer(Path(task["method_dir"]) / "explainer", predictor)
+
+    def explain(x: np.ndarray, target_class: int) -> Tuple[np.ndarray, np.ndarray]:
+        explanation = explainer.explain(x, target_class=target_class)
+        return explanation.cf["X"], np.atleast_1d(np.asarray(explanation.success, dtype=bool))
+
+    return ds, explain
 
 
 def explain_batch(task: Dict[str, Any]) -> Dict[str, Any]:
-    """All rows in one ``explain`` call (after a warm-up), and the counterfactuals."""
+    """All rows in one ``explain`` call (after a warm-up), the counterfactuals and their success flags."""
     rss_start = system.rss_mb()
-    ds, explainer = _load_explainer(task)
+    ds, explain = _load_explainer(task)
     rows = _rows(task)["rows"]
     x = ds.X_test[rows]
-    explainer.explain(x[:1], target_class=ds.target)  # warm-up: traces and allocates once
-    explainer.explain(x[:256], target_class=ds.target)
+    explain(x[:1], ds.target)  # warm-up: traces and allocates once
+    explain(x[:256], ds.target)
     rss_loaded = system.rss_mb()
     system.reset_peak()
     start = time.perf_counter()
-    explanation = explainer.explain(x, target_class=ds.target)
+    cf, found = explain(x, ds.target)
     batch_s = time.perf_counter() - start
     peak = system.peak_rss_mb()
-    np.savez_compressed(Path(task["method_dir"]) / "counterfactuals.npz", rows=rows,
-                        cf=explanation.cf["X"].astype(np.float32))
+    np.savez_compressed(Path(task["method_dir"]) / "counterfactuals.npz", rows=rows, cf=cf.astype(np.float32),
+                        found=found)
     return {"batch_s": batch_s, "n": int(len(rows)), "peak_rss_mb": peak, "rss_loaded_mb": rss_loaded,
-            "rss_start_mb": rss_start}
+            "rss_start_mb": rss_start, "found": int(found.sum())}
 
 
 def explain_single(task: Dict[str, Any]) -> Dict[str, Any]:
     """Single-instance latency: the median of many warm calls, each on one instance."""
-    ds, explainer = _load_explainer(task)
+    ds, explain = _load_explainer(task)
     rows = _rows(task)
     single = rows["single"]
     for r in single[:10]:  # warm-up
-        explainer.explain(ds.X_test[r:r + 1], target_class=ds.target)
+        explain(ds.X_test[r:r + 1], ds.target)
     times = []
     for r in single:
         x = ds.X_test[r:r + 1]
         start = time.perf_counter()
-        explainer.explain(x, target_class=ds.target)
+        explain(x, ds.target)
         times.append(time.perf_counter() - start)
     ms = 1000 * np.asarray(times)
     return {"latency_ms": ms.tolist(), "median_ms": float(np.median(ms)), "mean_ms": float(ms.mean()),
@@ -320,6 +385,8 @@ TASKS: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
 def main(argv: List[str]) -> int:
     task_file = Path(argv[1])
     task = json.loads(task_file.read_text())
+    if task["kind"] != "fit":  # CFRL's explain shows a progress bar per call
+        os.environ.setdefault("TQDM_DISABLE", "1")
     system.set_threads(task["threads"])
     output = Path(task["output"])
     start = time.perf_counter()
