@@ -223,8 +223,9 @@ def test_a_loss_that_turns_nan_stops_training_with_a_clear_error(backend, pima, 
         explainer.explain(X_test[:1])
 
 
-def test_progress_bar_shows_the_losses_unless_verbose_is_false(pima, pima_model, capsys):
+def test_progress_bar_shows_the_losses_unless_verbose_is_false(pima, pima_model, capsys, monkeypatch):
     _, X_train, _, _, _ = pima
+    monkeypatch.setenv("COLUMNS", "200")  # tqdm cuts the bar to the terminal's width (80 without a terminal)
     CounteRGAN(pima_model, (1, 8), train_steps=30, verbose=True).fit(X_train)
     shown = capsys.readouterr().err
     assert "CounteRGAN fit" in shown and all(f"{word}=" in shown for word in ("realism", "classifier", "change"))
