@@ -4,6 +4,7 @@ import copy
 import dataclasses
 import logging
 import math
+import pickle
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -722,7 +723,9 @@ class CounteRGAN(Explainer, FitMixin):
             data["success"] = bool(success[0])
             if diverse is not None:
                 data["counterfactuals"] = diverse[0]
-        return Explanation(meta=copy.deepcopy(self.meta), data=data)
+        # the metadata is plain data (JSON types): a pickle round trip copies it several times faster than
+        # copy.deepcopy, which was the largest fixed cost of a one-row explanation
+        return Explanation(meta=pickle.loads(pickle.dumps(self.meta, protocol=pickle.HIGHEST_PROTOCOL)), data=data)
 
     def reset_predictor(self, predictor: Any) -> None:
         """Replace the predictor (for example after loading a saved explainer).
