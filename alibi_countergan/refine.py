@@ -209,16 +209,20 @@ class Refiner:
             cf[ok], proba[ok] = self._shrink(*args, cf[ok], proba[ok])
         return cf, proba
 
-    def _choose(self, x: np.ndarray, targets: np.ndarray, owner: np.ndarray, candidates: np.ndarray,
+    def _choose(self, x: np.ndarray, targets: np.ndarray, owners: List[np.ndarray], candidates: List[np.ndarray],
                 cf: np.ndarray, proba: np.ndarray, fallback_best_slack: bool) -> Tuple[np.ndarray, np.ndarray]:
-        """Per row, the cheapest candidate that reaches the target (``owner`` maps candidates to rows).
+        """Per row, the cheapest candidate that reaches the target (``owners`` maps candidates to rows; both
+        are lists of blocks; no candidates leave ``cf`` and ``proba`` as they are).
 
         With ``fallback_best_slack``, a row that no candidate brings to the target takes the candidate
         closest to it when that is closer than the row's current counterfactual.
         """
-        cand_proba = self.predict(candidates)
+        if not candidates:
+            return cf, proba
+        owner, stacked = np.concatenate(owners), np.concatenate(candidates)
+        cand_proba = self.predict(stacked)
         slack = self.criterion.slack(cand_proba, targets[owner])
-        cost = np.where(slack >= 0, self.cost(x[owner], candidates), np.inf)
+        cost = np.where(slack >= 0, self.cost(x[owner], stacked), np.inf)
         best = _argmin_per_row(owner, cost, len(x))
         chosen = best >= 0
         if fallback_best_slack:
@@ -229,7 +233,7 @@ class Refiner:
             best = np.where(better, closest, best)
             chosen |= better
         cf, proba = cf.copy(), proba.copy()
-        cf[chosen], proba[chosen] = candidates[best[chosen]], cand_proba[best[chosen]]
+        cf[chosen], proba[chosen] = stacked[best[chosen]], cand_proba[best[chosen]]
         return cf, proba
 
     def _repair(self, x: np.ndarray, cf: np.ndarray, targets: np.ndarray, mask: np.ndarray,
@@ -240,8 +244,8 @@ class Refiner:
         candidates = [bases[-1]] if len(bases) > 1 else []
         for base in bases:
             candidates += [self.build(x, base, mask, np.full(len(x), s)) for s in GROW_SCALES]
-        owner = np.tile(np.arange(len(x)), len(candidates))
-        cf, proba = self._choose(x, targets, owner, np.concatenate(candidates), cf, proba, fallback_best_slack=True)
+        owners = [np.arange(len(x))] * len(candidates)
+        cf, proba = self._choose(x, targets, owners, candidates, cf, proba, fallback_best_slack=True)
         for _ in range(self.search_rounds):
             bad = np.flatnonzero(~self.criterion.met(proba, targets))
             if not bad.size or self._mutable_variables(mask[bad]).sum(axis=1).max() > self.max_exact_variables:
@@ -276,10 +280,7 @@ class Refiner:
                     keep = rows[changed]
                     candidates.append(self.build(x[keep], moved[changed], mask[keep], np.ones(len(keep))))
                     owners.append(keep)
-        if not candidates:
-            return cf, proba
-        return self._choose(x, targets, np.concatenate(owners), np.concatenate(candidates), cf, proba,
-                            fallback_best_slack=True)
+        return self._choose(x, targets, owners, candidates, cf, proba, fallback_best_slack=True)
 
     def _drop(self, x: np.ndarray, targets: np.ndarray, mask: np.ndarray, cf: np.ndarray,
               proba: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -311,10 +312,7 @@ class Refiner:
                 keep = (rank[rows] >= dropped[rows, None])[:, v.of_column].astype(x.dtype)
                 candidates.append(self.build(x[rows], cf[rows], mask[rows], ones[rows], keep))
                 owners.append(rows)
-        if not candidates:
-            return cf, proba
-        return self._choose(x, targets, np.concatenate(owners), np.concatenate(candidates), cf, proba,
-                            fallback_best_slack=False)
+        return self._choose(x, targets, owners, candidates, cf, proba, fallback_best_slack=False)
 
     def _shrink(self, x: np.ndarray, targets: np.ndarray, mask: np.ndarray, cf: np.ndarray,
                 proba: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
