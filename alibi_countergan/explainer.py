@@ -39,7 +39,7 @@ from alibi_countergan.constraints import (
 from alibi_countergan.diverse import describe, diverse_counterfactuals, ranked
 from alibi_countergan.layout import ImageLayout, detect_layout
 from alibi_countergan.ops import NUMPY_OPS
-from alibi_countergan.refine import Criterion, Refiner
+from alibi_countergan.refine import Criterion, Refiner, Variables
 from alibi_countergan.targets import OTHER, TargetClass, check_target_spec, resolve_targets
 from alibi_countergan.threads import check_n_threads, thread_policy
 from alibi_countergan.training import BatchSampler, TailAverage
@@ -496,13 +496,15 @@ class CounteRGAN(Explainer, FitMixin):
                       generator=self.generator, discriminator=self.discriminator)
         space_np: SpaceTensors = space.tensors(NUMPY_OPS)
         state: Dict[str, Any] = {"backend_": backend, "space_": space, "n_classes_": n_classes, "_space_np": space_np,
-                                 "_space_np64": _as_float64(space_np), "_eye": np.eye(n_classes, dtype=np.float32)}
+                                 "_space_np64": _as_float64(space_np), "_eye": np.eye(n_classes, dtype=np.float32),
+                                 "_variables": Variables.from_space(space)}
         if activate:
             self.backend_: Backend = backend
             self.space_: FeatureSpace = state["space_"]
             self.n_classes_: int = n_classes
             self._space_np: SpaceTensors = space_np
             self._space_np64: SpaceTensors = state["_space_np64"]
+            self._variables: Variables = state["_variables"]
             self._eye: np.ndarray = state["_eye"]
             self.meta["params"]["n_classes"] = n_classes
         return state
@@ -654,14 +656,14 @@ class CounteRGAN(Explainer, FitMixin):
                                   "immutable_features", self.space_.groups)
         mask = np.broadcast_to(freeze(self.space_.mutable, frozen, self.space_.groups), flat.shape)
         targets, cf_flat, cf_proba, orig_proba = self._proposals(flat, targets, mask)
+        refiner = self._refiner(flat.dtype, criterion)
         if refine:
             todo = np.flatnonzero(orig_proba.argmax(axis=1) != targets)
             if todo.size:
-                cf_flat[todo], cf_proba[todo] = self._refiner(flat.dtype, criterion).refine(
+                cf_flat[todo], cf_proba[todo] = refiner.refine(
                     flat[todo], cf_flat[todo], targets[todo], mask[todo], cf_proba[todo])
         diverse = None
         if n_counterfactuals > 1:
-            refiner = self._refiner(flat.dtype, criterion)
             found = diverse_counterfactuals(flat, cf_flat, cf_proba, targets, mask, refiner, self._counterfactuals,
                                             refine=refine)
             picks = ranked(found, n, n_counterfactuals)
@@ -702,7 +704,8 @@ class CounteRGAN(Explainer, FitMixin):
             return self._predict(rows.reshape((-1,) + self.feature_shape), self.n_classes_)
 
         tensors = self._space_np64 if dtype == np.float64 else self._space_np
-        return Refiner(self.space_, tensors, predict, criterion, regenerate=self._counterfactuals)
+        return Refiner(self.space_, tensors, predict, criterion, regenerate=self._counterfactuals,
+                       variables=self._variables)
 
     def _explanation(self, x: np.ndarray, cf_flat: np.ndarray, cf_proba: np.ndarray, orig_proba: np.ndarray,
                      targets: np.ndarray, diverse: Optional[List[Dict[str, Any]]] = None) -> Explanation:

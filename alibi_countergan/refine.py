@@ -152,19 +152,20 @@ class Refiner:
         coordinate search of the repair stage.
     search_rounds
         Rounds of the repair stage's coordinate search (each moves one more variable, one predictor call).
+    variables
+        ``Variables.from_space(space)``, when the caller keeps it (it is the same for every call).
     """
 
     def __init__(self, space: FeatureSpace, tensors: SpaceTensors, predict: PredictFn, criterion: Criterion,
                  regenerate: Optional[RegenerateFn] = None, *, shrink_resolution: int = 125,
-                 max_exact_variables: int = 32, search_rounds: int = 3) -> None:
+                 max_exact_variables: int = 32, search_rounds: int = 3,
+                 variables: Optional[Variables] = None) -> None:
         self.space, self.tensors, self.predict = space, tensors, predict
         self.criterion, self.regenerate = criterion, regenerate
         self.shrink_resolution = shrink_resolution
         self.max_exact_variables, self.search_rounds = max_exact_variables, search_rounds
-        self.variables = Variables.from_space(space)
-        self.group_columns = np.zeros(space.n_features, dtype=bool)
-        for start, stop in space.groups:
-            self.group_columns[start:stop] = True
+        self.variables = Variables.from_space(space) if variables is None else variables
+        self.group_columns = self.variables.is_group[self.variables.of_column]
 
     # -- building and scoring candidates ---------------------------------------------------------------
 
