@@ -80,7 +80,7 @@ def diverse_counterfactuals(x: np.ndarray, cf: np.ndarray, proba: np.ndarray, ta
     all_owner, all_cf, all_proba = np.concatenate(owner), np.concatenate(found), np.concatenate(found_proba)
     keep = _distinct(all_owner, all_cf)
     all_owner, all_cf, all_proba = all_owner[keep], all_cf[keep], all_proba[keep]
-    valid = all_proba.argmax(axis=1) == targets[all_owner]
+    valid = refiner.criterion.reached(all_proba, targets[all_owner])
     return Alternatives(owner=all_owner, cf=all_cf, proba=all_proba, cost=refiner.cost(x[all_owner], all_cf),
                         valid=valid)
 

@@ -617,7 +617,8 @@ class CounteRGAN(Explainer, FitMixin):
         explanation
             An :class:`alibi.api.interfaces.Explanation` with the data of alibi's CounterfactualProto:
             ``cf`` (``X``, ``class``, ``proba``), ``orig_class``, ``orig_proba``; and ``target``,
-            ``success`` (the predictor's class is the target) and ``residual`` (``cf['X'] - X``).
+            ``success`` (the predictor's class is the target and, with a ``target_proba``, the target's
+            probability is at least that) and ``residual`` (``cf['X'] - X``).
             For one instance the types are CFProto's (``cf['X']`` of shape ``(1,) + shape[1:]``, numpy
             integer classes, ``(1, n_classes)`` probabilities, a bool ``success``); for a batch every
             entry has a leading batch axis. An instance the predictor already assigns to its target
@@ -671,7 +672,7 @@ class CounteRGAN(Explainer, FitMixin):
             cf_flat, cf_proba = found.cf[first], found.proba[first]
             diverse = [describe(found, p, flat[i], self.feature_shape, refiner, self.feature_names)
                        for i, p in enumerate(picks)]
-        return self._explanation(x_batch, cf_flat, cf_proba, orig_proba, targets, diverse)
+        return self._explanation(x_batch, cf_flat, cf_proba, orig_proba, targets, criterion, diverse)
 
     def _proposals(self, flat: np.ndarray, targets: Optional[np.ndarray], mask: np.ndarray
                    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -708,12 +709,15 @@ class CounteRGAN(Explainer, FitMixin):
                        variables=self._variables)
 
     def _explanation(self, x: np.ndarray, cf_flat: np.ndarray, cf_proba: np.ndarray, orig_proba: np.ndarray,
-                     targets: np.ndarray, diverse: Optional[List[Dict[str, Any]]] = None) -> Explanation:
+                     targets: np.ndarray, criterion: Criterion,
+                     diverse: Optional[List[Dict[str, Any]]] = None) -> Explanation:
         n = len(x)
         cf_x = cf_flat.reshape(x.shape)
         cf_class = cf_proba.argmax(axis=1)
         orig_class = orig_proba.argmax(axis=1)
-        success = cf_class == targets
+        # with a target probability, a counterfactual that the predictor gives a lower one misses its target
+        # (an instance already of its target class stays its own counterfactual)
+        success = criterion.reached(cf_proba, targets) | (orig_class == targets)
         data: Dict[str, Any] = {"cf": {"X": cf_x, "class": cf_class, "proba": cf_proba},
                                 "orig_class": orig_class, "orig_proba": orig_proba, "target": targets,
                                 "success": success, "residual": cf_x - x, "all": []}

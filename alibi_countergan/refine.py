@@ -12,12 +12,13 @@ batched predictor calls (no gradients, so black-box predictors work the same), i
    round; tabular data only, up to ``max_exact_variables`` mutable variables).
 2. **Drop** the changed variables (a numeric feature, or a one-hot categorical variable as a whole) that
    the target does not need. Every single-variable reversal is scored in one call; the variables are then
-   reverted cumulatively, least needed first (most costly first among equals), and the cheapest candidate
-   that still reaches the target is kept: a second call. With many changed variables (images) the order is
-   the size of each change instead, and a few fractions of the smallest changes are reverted.
+   reverted cumulatively, two or more, least needed first (most costly first among equals), and the
+   cheapest candidate, single reversals included, that still reaches the target is kept: a second call.
+   With many changed variables (images) the order is the size of each change instead, and a few
+   fractions of the smallest changes are reverted.
 3. **Shrink** what is left towards the original: the smallest scale ``s`` of the residual in ``(0, 1]``
-   that keeps the target, to 1/125, found by a multi-point bisection (one call per round: two rounds of
-   24 scales for small batches, three of 4 for large ones).
+   that keeps the target, to 1/125, found by a multi-point bisection of about :data:`SHRINK_CALL_ROWS`
+   candidates per call (one call with every scale for up to 16 rows, two or three calls for larger batches).
 
 Every candidate is built by :func:`~alibi_countergan.constraints.project`, the projection that enforces
 the constraints on the generator's output, so one-hot groups, ordinal grids, monotone directions, feature
@@ -39,6 +40,9 @@ from alibi_countergan.ops import NUMPY_OPS
 
 BOUNDARY_MARGIN = 0.05
 """Default margin: the target's probability must exceed every other class's by this much."""
+
+SHRINK_CALL_ROWS = 2048
+"""The shrinking search evaluates about this many candidates per call (at least 4 scales per row)."""
 
 GROW_SCALES = (1.5, 2.0, 3.0)
 """Scales of the residual tried when a counterfactual misses its target."""
@@ -76,8 +80,20 @@ class Criterion:
         return np.minimum(p_target - self.target_proba, p_target - runner_up - 1e-12)
 
     def met(self, proba: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """Boolean per row: the criterion is reached."""
+        """Boolean per row: the criterion is reached (with the default margin when ``target_proba`` is None)."""
         return self.slack(proba, targets) >= 0
+
+    def reached(self, proba: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Boolean per row: the counterfactual reaches its target, as ``success`` reports it.
+
+        The target class is the predicted class and, when ``target_proba`` is set, its probability is at
+        least ``target_proba``. The default margin is the refinement's safety distance from the decision
+        boundary, not part of success.
+        """
+        won = proba.argmax(axis=1) == targets
+        if self.target_proba is None:
+            return won
+        return won & (proba[np.arange(len(proba)), targets] >= self.target_proba)
 
 
 @dataclass(frozen=True)
@@ -144,8 +160,8 @@ class Refiner:
     shrink_resolution
         The shrinking search finds the scale to within ``1 / shrink_resolution``. Each round evaluates
         ``m`` scales per row in one call and narrows the interval ``m + 1`` times: small batches take more
-        scales per round (up to 24) and fewer rounds, large batches 4 scales per round and more rounds, so
-        a call never holds more than a few thousand rows more than the batch itself.
+        scales per round (up to ``shrink_resolution - 1``, one round) and large batches 4 per round and more
+        rounds, so a call holds about :data:`SHRINK_CALL_ROWS` rows, or 4 per row for large batches.
     max_exact_variables
         Up to this many changed variables per row, every single-variable reversal is scored; beyond it
         (images), changes are reverted smallest first. Rows with more mutable variables than this skip the
@@ -211,17 +227,19 @@ class Refiner:
         return cf, proba
 
     def _choose(self, x: np.ndarray, targets: np.ndarray, owners: List[np.ndarray], candidates: List[np.ndarray],
-                cf: np.ndarray, proba: np.ndarray, fallback_best_slack: bool) -> Tuple[np.ndarray, np.ndarray]:
+                cf: np.ndarray, proba: np.ndarray, fallback_best_slack: bool,
+                known_proba: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
         """Per row, the cheapest candidate that reaches the target (``owners`` maps candidates to rows; both
         are lists of blocks; no candidates leave ``cf`` and ``proba`` as they are).
 
         With ``fallback_best_slack``, a row that no candidate brings to the target takes the candidate
-        closest to it when that is closer than the row's current counterfactual.
+        closest to it when that is closer than the row's current counterfactual. ``known_proba`` gives the
+        candidates' probabilities when they were evaluated already (no predictor call then).
         """
         if not candidates:
             return cf, proba
         owner, stacked = np.concatenate(owners), np.concatenate(candidates)
-        cand_proba = self.predict(stacked)
+        cand_proba = self.predict(stacked) if known_proba is None else known_proba
         slack = self.criterion.slack(cand_proba, targets[owner])
         cost = np.where(slack >= 0, self.cost(x[owner], stacked), np.inf)
         best = _argmin_per_row(owner, cost, len(x))
@@ -297,14 +315,17 @@ class Refiner:
             # score every single reversal: the higher the slack without a variable, the less it is needed
             rows, var = np.nonzero(changed)
             keep = (v.of_column[None, :] != var[:, None]).astype(x.dtype)
-            single = self.predict(self.build(x[rows], cf[rows], mask[rows], ones[rows], keep))
+            reversed_one = self.build(x[rows], cf[rows], mask[rows], ones[rows], keep)
+            single = self.predict(reversed_one)
             need = np.full(changed.shape, np.inf)
             need[rows, var] = -self.criterion.slack(single, targets[rows])
             order = np.lexsort((-costs, need))  # per row: least needed first, most costly first among equals
-            dropped_per_step = [np.full(len(x), k) for k in range(1, most)]
+            dropped_per_step = [np.full(len(x), k) for k in range(2, most)]  # one reversal is scored already
+            scored: Tuple[List[np.ndarray], List[np.ndarray], List[np.ndarray]] = ([rows], [reversed_one], [single])
         else:
             order = np.argsort(np.where(changed, costs, np.inf), axis=1, kind="stable")  # smallest changes first
             dropped_per_step = [(n_changed * j) // 8 for j in range(1, 8)]
+            scored = ([], [], [])
         rank = np.argsort(order, axis=1)  # the inverse permutation: each variable's place in the order
         owners, candidates = [], []
         for dropped in dropped_per_step:
@@ -313,13 +334,19 @@ class Refiner:
                 keep = (rank[rows] >= dropped[rows, None])[:, v.of_column].astype(x.dtype)
                 candidates.append(self.build(x[rows], cf[rows], mask[rows], ones[rows], keep))
                 owners.append(rows)
-        return self._choose(x, targets, owners, candidates, cf, proba, fallback_best_slack=False)
+        if candidates:
+            scored[2].append(self.predict(np.concatenate(candidates)))
+        if not scored[2]:
+            return cf, proba
+        return self._choose(x, targets, scored[0] + owners, scored[1] + candidates, cf, proba,
+                            fallback_best_slack=False, known_proba=np.concatenate(scored[2]))
 
     def _shrink(self, x: np.ndarray, targets: np.ndarray, mask: np.ndarray, cf: np.ndarray,
                 proba: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         n = len(x)
-        m = int(np.clip(2048 // n, 4, 24))
-        rounds = int(np.ceil(np.log(self.shrink_resolution) / np.log(m + 1)))
+        # small batches: every scale on the grid in one call; larger ones: a few scales per row per call
+        m = int(np.clip(SHRINK_CALL_ROWS // n, 4, self.shrink_resolution - 1))
+        rounds = int(np.ceil(np.log(self.shrink_resolution) / np.log(m + 1) - 1e-9))
         lo, hi = np.zeros(n), np.ones(n)
         best, best_proba = cf.copy(), proba.copy()
         fractions = np.arange(1, m + 1) / (m + 1)

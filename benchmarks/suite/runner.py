@@ -157,7 +157,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             # step): a second thread only adds synchronisation, which on a busy 2-core machine made each
             # step ~20x slower (17 ms with one thread, ~300 ms with two)
             fit_threads = 1 if method.cfrl else profile.threads
-            if not sequential(f"{name}/fit", task("fit", dataset, fit_threads, method=method.key)).ok:
+            if method.fitted_by is not None:
+                parent = steps.get(f"{dataset}/{method.fitted_by}/fit")
+                if parent is None or not parent.ok:
+                    continue
+            elif not sequential(f"{name}/fit", task("fit", dataset, fit_threads, method=method.key)).ok:
                 continue
             sequential(f"{name}/explain-batch", task("explain-batch", dataset, profile.threads, method=method.key))
             sequential(f"{name}/explain-single", task("explain-single", dataset, 1, method=method.key))

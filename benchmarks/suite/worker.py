@@ -218,10 +218,12 @@ def _load_explainer(task: Dict[str, Any]) -> Tuple[Dataset, Callable[[np.ndarray
     if method.cfrl:
         return ds, _CfrlExplainer(ds, _models(task), Path(task["method_dir"])).explain
     predictor = _predictor(ds, _models(task), method, task["backend"])
-    explainer = load_explainer(Path(task["method_dir"]) / "explainer", predictor)
+    fitted_dir = Path(task["method_dir"]) if method.fitted_by is None else \
+        Path(task["dataset_dir"]) / method.fitted_by
+    explainer = load_explainer(fitted_dir / "explainer", predictor)
 
     def explain(x: np.ndarray, target_class: int) -> Tuple[np.ndarray, np.ndarray]:
-        explanation = explainer.explain(x, target_class=target_class)
+        explanation = explainer.explain(x, target_class=target_class, refine=method.refine)
         return explanation.cf["X"], np.atleast_1d(np.asarray(explanation.success, dtype=bool))
 
     return ds, explain
