@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,27 +30,17 @@ import numpy as np
 import requests
 
 from alibi_countergan.datasets import load_compas
+from alibi_countergan.testing import free_ports
 
 HERE = Path(__file__).resolve().parent
 START_TIMEOUT_S = 180
-
-
-def _free_ports(n: int) -> List[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 class Server:
     """``mlserver start`` in ``folder`` on loopback ports; :meth:`stop` ends it (SIGTERM, then SIGKILL)."""
 
     def __init__(self, folder: Path, parallel_workers: int) -> None:
-        ports = _free_ports(3)
+        ports = free_ports(3)
         settings = json.loads((folder / "settings.json").read_text())
         settings.update(host="127.0.0.1", http_port=ports[0], grpc_port=ports[1], metrics_port=ports[2],
                         parallel_workers=parallel_workers)
