@@ -9,8 +9,11 @@ inside the helpers, so a missing one only removes its parameter. The PyTorch cla
 those of :mod:`alibi_countergan.classifiers`.
 """
 
+import os
 import random
+import signal
 import socket
+import subprocess
 from typing import Any, Callable, Dict, List, Set
 
 import numpy as np
@@ -304,3 +307,20 @@ def free_ports(n: int) -> List[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+def stop_process_group(process: "subprocess.Popen[bytes]", timeout: float = 30) -> None:
+    """End a process started with ``start_new_session=True`` and the processes it started (POSIX).
+
+    The group is resumed (in case it was stopped) and sent SIGTERM; SIGKILL follows when it has not
+    ended after ``timeout`` seconds. A process that has already ended is left alone.
+    """
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGCONT)
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout)

@@ -39,7 +39,7 @@ from alibi_countergan.serving import (  # noqa: E402
     RequestTooLargeError,
     load_classifier,
 )
-from alibi_countergan.testing import TorchFramework, free_ports  # noqa: E402
+from alibi_countergan.testing import TorchFramework, free_ports, stop_process_group  # noqa: E402
 
 pytestmark = pytest.mark.serving
 
@@ -418,14 +418,7 @@ class Server:
         return (self.folder / "server.log").read_text(errors="replace")[-n:]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGCONT)  # in case a test left it stopped
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=30)
+        stop_process_group(self.process)  # resumed first, in case a test left it stopped
         self.log.close()
 
 

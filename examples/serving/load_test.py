@@ -14,9 +14,7 @@ Everything listens on 127.0.0.1 only.
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,7 +28,7 @@ import numpy as np
 import requests
 
 from alibi_countergan.datasets import load_compas
-from alibi_countergan.testing import free_ports
+from alibi_countergan.testing import free_ports, stop_process_group
 
 HERE = Path(__file__).resolve().parent
 START_TIMEOUT_S = 180
@@ -64,13 +62,7 @@ class Server:
         raise RuntimeError(f"{model} was not ready in {START_TIMEOUT_S} s; see {self.log.name}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=30)
+        stop_process_group(self.process)
         self.log.close()
 
 
