@@ -175,7 +175,7 @@ def _show_people(data: TabularData, explainers: Dict[str, CounteRGAN], X: np.nda
         lines = format_person(data, X[person], {n: e.cf["X"][i] for n, e in explanations.items()},
                               explanations["white-box"].orig_proba[i],
                               {n: e.cf["proba"][i] for n, e in explanations.items()},
-                              {n: bool(np.asarray(e.data["success"])[i]) for n, e in explanations.items()},
+                              {n: bool(np.atleast_1d(e.data["success"])[i]) for n, e in explanations.items()},
                               favourable)
         print("\n".join(lines) + "\n")
 
@@ -186,7 +186,7 @@ def _show_summary(explainers: Dict[str, CounteRGAN], X: np.ndarray, unfavourable
     print(f"On all {len(unfavourable)} test people the classifier expects to reoffend:")
     for name, explainer in explainers.items():
         batch = explainer.explain(X[unfavourable], target_class=favourable)
-        found = np.asarray(batch.data["success"])
+        found = np.atleast_1d(batch.data["success"])  # one bool for a single row
         changed = (np.abs(batch.residual[found]) > 1e-6).sum(1).mean() if found.any() else 0.0
         single = _median_ms(_one_call(explainer, X[people[:1]], favourable))
         start = time.perf_counter()
