@@ -9,11 +9,15 @@ the probabilities before and after, like Table 4 of the paper, with the time one
 
 import argparse
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
+from alibi_countergan import CounteRGAN, classifiers
 from alibi_countergan.datasets import TabularData, load_compas
+
+if TYPE_CHECKING:  # pragma: no cover - for the annotations only
+    from torch import nn
 
 DEFAULT_STEPS = 1000
 """Training iterations of each explainer."""
@@ -27,44 +31,17 @@ IMMUTABLE = ["age", "juv_fel_count", "juv_misd_count", "juv_other_count", "sex=F
 """Features the recourse may not touch in the demo (race is added by ``--allow-race``'s absence)."""
 
 
-def train_classifier(X: np.ndarray, y: np.ndarray, seed: int = 0, epochs: int = 30) -> "object":
+def train_classifier(X: np.ndarray, y: np.ndarray, seed: int = 0, epochs: int = 30) -> "nn.Module":
     """A 3-hidden-layer PyTorch MLP on raw COMPAS features (standardisation is its first layer).
 
-    Trained with one intra-op thread (the user's setting is restored afterwards), like CounteRGAN's
-    default ``n_threads``: for a network this small more threads only cost time on a shared machine.
+    :func:`alibi_countergan.classifiers.mlp` with hidden layers of 32, 32 and 16 units, trained by
+    :func:`alibi_countergan.classifiers.train` with Adam (learning rate 0.001) in batches of about 128
+    rows. Trained with one intra-op thread (the user's setting is restored afterwards), like
+    CounteRGAN's default ``n_threads``: for a network this small more threads only cost time on a
+    shared machine.
     """
-    import torch
-    from torch import nn
-
-    from alibi_countergan.threads import intra_op_threads
-
-    class Standardise(nn.Module):
-        def __init__(self, mean: np.ndarray, std: np.ndarray) -> None:
-            super().__init__()
-            self.register_buffer("mean", torch.as_tensor(mean))
-            self.register_buffer("std", torch.as_tensor(np.where(std > 0, std, 1.0).astype(np.float32)))
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            mean, std = self.mean, self.std
-            assert isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor)
-            return (x - mean) / std
-
-    with torch.random.fork_rng(devices=[]), intra_op_threads("pytorch", 1):
-        torch.manual_seed(seed)
-        model = nn.Sequential(Standardise(X.mean(0), X.std(0)), nn.Linear(X.shape[1], 32), nn.ReLU(),
-                              nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 2),
-                              nn.Softmax(dim=-1))
-        optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
-        xt, yt = torch.as_tensor(X), torch.as_tensor(y)
-        order = np.random.default_rng(seed)
-        for _ in range(epochs):
-            for batch in np.array_split(order.permutation(len(X)), max(1, len(X) // 128)):
-                optimiser.zero_grad()
-                loss = nn.functional.nll_loss(torch.log(model(xt[batch]) + 1e-7), yt[batch])
-                loss.backward()
-                optimiser.step()
-    model.eval()
-    return model
+    return classifiers.train(classifiers.mlp(X, 2, hidden=(32, 32, 16)), X, y, epochs=epochs, seed=seed,
+                             learning_rate=1e-3, batch_size=128, n_threads=1)
 
 
 WHITE_BOX_AND_BLACK_BOX = ("white-box: the explainer learns through the classifier's gradients (it needs the model "
@@ -144,15 +121,14 @@ def _median_ms(fn: Callable[[], object], repeats: int = 50) -> float:
     return 1000 * float(np.median(times))
 
 
-def _one_call(explainer: "object", x: np.ndarray, target: int) -> Callable[[], object]:
+def _one_call(explainer: CounteRGAN, x: np.ndarray, target: int) -> Callable[[], object]:
     def call() -> object:
-        return explainer.explain(x, target_class=target)  # type: ignore[attr-defined]
+        return explainer.explain(x, target_class=target)
 
     return call
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the demo; returns the process exit code."""
+def _arguments(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--people", type=int, default=4, help="how many people to show")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training iterations of each explainer")
@@ -160,33 +136,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="let counterfactuals change race (to probe the classifier for bias)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    import torch
 
-    from alibi_countergan import CounteRGAN
-    started = time.perf_counter()
-    data = load_compas()
-    X_train, X_test, y_train, y_test = data.split(0.2, seed=args.seed)
-    print(f"COMPAS (the table shipped with the package): {len(X_train)} training and {len(X_test)} test people, "
-          f"{X_train.shape[1]} encoded features; label 1: '{data.target_names[1]}'")
-    print("1/3 training the classifier (a small PyTorch network; a few seconds)", flush=True)
-    model = train_classifier(X_train, y_train, seed=args.seed)
-
-    def predict_fn(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return model(torch.as_tensor(x, dtype=torch.float32)).numpy()  # type: ignore[operator]
-
-    accuracy = float((predict_fn(X_test).argmax(1) == y_test).mean())
-    print(f"    test accuracy {accuracy:.3f}")
-    print(WHITE_BOX_AND_BLACK_BOX)
-
-    immutable = IMMUTABLE + ([] if args.allow_race else [n for n in data.feature_names if n.startswith("race=")])
+def _fit_explainers(model: "nn.Module", predict_fn: Callable[[np.ndarray], np.ndarray], data: TabularData,
+                    X_train: np.ndarray, immutable: List[str], args: argparse.Namespace) -> Dict[str, CounteRGAN]:
+    """The white-box and the black-box explainer, fitted on ``X_train`` with the demo's constraints."""
     common = dict(feature_names=data.feature_names, cat_vars=data.cat_vars, immutable_features=immutable,
                   monotone={"priors_count": "decreasing"},
                   ordinal_features=["priors_count", "days_b_screening_arrest"], train_steps=args.steps,
                   seed=args.seed, verbose=not args.quiet)
-    explainers = {}
+    explainers: Dict[str, CounteRGAN] = {}
     for stage, (name, predictor, method) in enumerate((("white-box", model, "white-box"),
                                                        ("black-box", predict_fn, "black-box")), start=2):
         low, high = (t * args.steps / DEFAULT_STEPS for t in EXPECTED_SECONDS[name])
@@ -195,12 +155,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         start = time.perf_counter()
         explainers[name] = CounteRGAN(predictor, (1, X_train.shape[1]), method=method, **common).fit(X_train)
         print(f"    fitted in {time.perf_counter() - start:.1f} s", flush=True)
+    return explainers
 
-    favourable = 1
+
+def _show_people(data: TabularData, explainers: Dict[str, CounteRGAN], X: np.ndarray, people: np.ndarray,
+                 immutable: List[str], favourable: int) -> None:
+    """Print each person's table of proposed changes, after a legend."""
     label = f"P({data.target_names[favourable]})"
-    unfavourable = np.flatnonzero(predict_fn(X_test).argmax(1) != favourable)
-    people = unfavourable[: args.people]
-    explanations = {name: e.explain(X_test[people], target_class=favourable) for name, e in explainers.items()}
+    explanations = {name: e.explain(X[people], target_class=favourable) for name, e in explainers.items()}
     print(f"\nRecourse for {len(people)} people the classifier expects to reoffend (target: "
           f"'{data.target_names[favourable]}').")
     print(f"'original' holds the person's values; each 'change' column holds what that explainer's "
@@ -210,25 +172,53 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"Never changed: {', '.join(frozen)}; priors_count may only decrease; counts stay whole numbers.\n")
     for i, person in enumerate(people):
         print(f"person #{person}")
-        lines = format_person(data, X_test[person], {n: e.cf["X"][i] for n, e in explanations.items()},
+        lines = format_person(data, X[person], {n: e.cf["X"][i] for n, e in explanations.items()},
                               explanations["white-box"].orig_proba[i],
                               {n: e.cf["proba"][i] for n, e in explanations.items()},
-                              {n: bool(np.asarray(e.data["success"])[i]) for n, e in explanations.items()},
+                              {n: bool(np.atleast_1d(e.data["success"])[i]) for n, e in explanations.items()},
                               favourable)
         print("\n".join(lines) + "\n")
 
+
+def _show_summary(explainers: Dict[str, CounteRGAN], X: np.ndarray, unfavourable: np.ndarray, people: np.ndarray,
+                  favourable: int) -> None:
+    """Print each explainer's share of favourable counterfactuals and its single and batch explain times."""
     print(f"On all {len(unfavourable)} test people the classifier expects to reoffend:")
     for name, explainer in explainers.items():
-        batch = explainer.explain(X_test[unfavourable], target_class=favourable)
-        found = np.asarray(batch.data["success"])
+        batch = explainer.explain(X[unfavourable], target_class=favourable)
+        found = np.atleast_1d(batch.data["success"])  # one bool for a single row
         changed = (np.abs(batch.residual[found]) > 1e-6).sum(1).mean() if found.any() else 0.0
-        single = _median_ms(_one_call(explainer, X_test[people[:1]], favourable))
+        single = _median_ms(_one_call(explainer, X[people[:1]], favourable))
         start = time.perf_counter()
-        explainer.explain(X_test, target_class=favourable)
+        explainer.explain(X, target_class=favourable)
         batch_s = time.perf_counter() - start
         print(f"  {name}: {found.mean():.1%} turned favourable ({int(found.sum())} of {len(found)}), "
               f"{changed:.1f} encoded features changed on average when found; one explanation takes "
-              f"{single:.2f} ms (median), all {len(X_test)} test people {batch_s:.3f} s")
+              f"{single:.2f} ms (median), all {len(X)} test people {batch_s:.3f} s")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the demo; returns the process exit code."""
+    args = _arguments(argv)
+    started = time.perf_counter()
+    data = load_compas()
+    X_train, X_test, y_train, y_test = data.split(0.2, seed=args.seed)
+    print(f"COMPAS (the table shipped with the package): {len(X_train)} training and {len(X_test)} test people, "
+          f"{X_train.shape[1]} encoded features; label 1: '{data.target_names[1]}'")
+    print("1/3 training the classifier (a small PyTorch network; a few seconds)", flush=True)
+    model = train_classifier(X_train, y_train, seed=args.seed)
+    predict_fn = classifiers.numpy_predictor(model)
+    accuracy = float((predict_fn(X_test).argmax(1) == y_test).mean())
+    print(f"    test accuracy {accuracy:.3f}")
+    print(WHITE_BOX_AND_BLACK_BOX)
+
+    immutable = IMMUTABLE + ([] if args.allow_race else [n for n in data.feature_names if n.startswith("race=")])
+    explainers = _fit_explainers(model, predict_fn, data, X_train, immutable, args)
+    favourable = 1
+    unfavourable = np.flatnonzero(predict_fn(X_test).argmax(1) != favourable)
+    people = unfavourable[: args.people]
+    _show_people(data, explainers, X_test, people, immutable, favourable)
+    _show_summary(explainers, X_test, unfavourable, people, favourable)
     print(f"demo finished in {time.perf_counter() - started:.0f} s (after the imports)")
     return 0
 

@@ -1,7 +1,7 @@
 """PyTorch against TensorFlow: the same examples, data and seed with each backend.
 
-For each installed backend this trains the same classifier recipe (from the test suite's
-``tests/frameworks.py``) on the same split, fits CounteRGAN with the same parameters and seed,
+For each installed backend this trains the same classifier recipe (the test suite's, from
+:mod:`alibi_countergan.testing`) on the same split, fits CounteRGAN with the same parameters and seed,
 and reports on the test set the validity (share of counterfactuals the classifier assigns to
 their target), the mean L1 distance of a counterfactual to its instance, and the fit time; then
 the time of a single-instance ``explain`` call (median of many warm calls, the backends'
@@ -22,23 +22,18 @@ Run from the repository root: ``python benchmarks/backends.py`` (Pima is the cop
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))  # the classifier recipes the tests use
+from alibi_countergan import CounteRGAN
+from alibi_countergan.backends import installed
+from alibi_countergan.datasets import load_pima
+from alibi_countergan.testing import FRAMEWORKS, Framework
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from frameworks import FRAMEWORKS, Framework  # noqa: E402
-
-from alibi_countergan import CounteRGAN  # noqa: E402
-from alibi_countergan.backends import installed  # noqa: E402
-from alibi_countergan.datasets import load_pima  # noqa: E402
 
 
 def _digits() -> Dict[str, np.ndarray]:

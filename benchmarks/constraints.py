@@ -14,57 +14,21 @@ shipped with the package.
 
 import argparse
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
-from alibi_countergan import CounteRGAN
+from alibi_countergan import CounteRGAN, classifiers
 from alibi_countergan.constraints import violations
 from alibi_countergan.datasets import TabularData, load_compas, load_pima
-
-
-def classifier(X: np.ndarray, y: np.ndarray, hidden: Sequence[int], epochs: int, seed: int = 0) -> nn.Module:
-    """A softmax MLP on raw features (standardisation is its first layer)."""
-    mean = torch.as_tensor(X.mean(0))
-    std = torch.as_tensor(np.where(X.std(0) > 0, X.std(0), 1.0).astype(np.float32))
-
-    class Model(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            layers: List[nn.Module] = []
-            width = X.shape[1]
-            for h in hidden:
-                layers += [nn.Linear(width, h), nn.ReLU()]
-                width = h
-            self.net = nn.Sequential(*layers, nn.Linear(width, 2), nn.Softmax(dim=-1))
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.net((x - mean) / std)
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Model()
-        optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
-        xt, yt = torch.as_tensor(X), torch.as_tensor(y)
-        rng = np.random.default_rng(seed)
-        for _ in range(epochs):
-            for batch in np.array_split(rng.permutation(len(X)), max(1, len(X) // 64)):
-                optimiser.zero_grad()
-                nn.functional.nll_loss(torch.log(model(xt[batch]) + 1e-7), yt[batch]).backward()
-                optimiser.step()
-    return model.eval()
 
 
 def run(name: str, data: TabularData, constraints: Dict, hidden: Sequence[int], epochs: int, steps: int,
         favourable: int) -> None:
     X_train, X_test, y_train, y_test = data.split(0.2, seed=0)
-    model = classifier(X_train, y_train, hidden, epochs)
-
-    def predict_fn(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return model(torch.as_tensor(x, dtype=torch.float32)).numpy()
+    model = classifiers.train(classifiers.mlp(X_train, 2, hidden), X_train, y_train, epochs=epochs, learning_rate=1e-3)
+    predict_fn = classifiers.numpy_predictor(model)
 
     accuracy = (predict_fn(X_test).argmax(1) == y_test).mean()
     rows = predict_fn(X_test).argmax(1) != favourable

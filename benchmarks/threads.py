@@ -32,7 +32,7 @@ def _one(dataset: str, n_threads: Optional[int], steps: int, cap: float) -> Dict
     import torch
     from torch import nn
 
-    from alibi_countergan import CounteRGAN
+    from alibi_countergan import CounteRGAN, classifiers
     from alibi_countergan.callbacks import StopTraining
     from alibi_countergan.datasets import load_compas, load_mnist
 
@@ -48,7 +48,6 @@ def _one(dataset: str, n_threads: Optional[int], steps: int, cap: float) -> Dict
         extra: Dict[str, Any] = dict(cat_vars=data.cat_vars, feature_names=data.feature_names)
     else:
         X_train, y_train, _, _ = load_mnist(REPO / "data" / "mnist-subset.npz")
-        torch.manual_seed(0)
         model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                               nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                               nn.Linear(32 * 7 * 7, 64), nn.ReLU(), nn.Linear(64, 10), nn.Softmax(dim=1))
@@ -61,15 +60,7 @@ def _one(dataset: str, n_threads: Optional[int], steps: int, cap: float) -> Dict
             def forward(self, x: torch.Tensor) -> torch.Tensor:
                 return self.net(x.permute(0, 3, 1, 2))
 
-        model = ChannelsLast(model)
-        optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
-        xt, yt = torch.from_numpy(X_train), torch.from_numpy(y_train)
-        for batch in torch.randperm(len(xt)).split(64):
-            loss = nn.functional.nll_loss(torch.log(model(xt[batch]) + 1e-7), yt[batch])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-        model.eval()
+        model = classifiers.train(ChannelsLast(model), X_train, y_train, epochs=1, seed=0, learning_rate=1e-3)
         shape = (1,) + X_train.shape[1:]
         extra = {}
     torch.set_num_threads(default_threads)  # the user's setting, as n_threads=None leaves it

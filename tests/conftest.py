@@ -12,11 +12,11 @@ from typing import Any, Dict, Tuple
 
 import numpy as np
 import pytest
-from frameworks import FRAMEWORKS, Framework
 
 from alibi_countergan import CounteRGAN
 from alibi_countergan.backends import installed
 from alibi_countergan.datasets import TabularData, load_compas, load_pima
+from alibi_countergan.testing import FRAMEWORKS, Framework
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

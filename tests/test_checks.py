@@ -4,9 +4,9 @@ import re
 
 import numpy as np
 import pytest
-from frameworks import changed_entries
 
 from alibi_countergan import CounteRGAN
+from alibi_countergan.testing import changed_entries
 
 
 def test_explain_before_fit_is_a_runtime_error(pima, pima_model):

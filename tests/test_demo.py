@@ -1,9 +1,10 @@
 """The demo's recourse table: what each column holds, alignment, and rows without a counterfactual."""
 
 import numpy as np
+import pytest
 
 from alibi_countergan.datasets import load_compas
-from alibi_countergan.demo import UNCHANGED, format_change, format_person
+from alibi_countergan.demo import UNCHANGED, format_change, format_person, main
 
 
 def test_changes_are_signed_numbers_or_old_to_new_categories():
@@ -39,3 +40,12 @@ def test_a_person_table_is_aligned_and_a_miss_says_so():
     assert cells["P(did"] == ["not", "reoffend)", "0.20", "0.70"]
     assert body[-1].startswith("black-box: no counterfactual found") and "0.20 -> 0.20" in body[-1]
     assert len(body) == len(data.describe(row)) + 2  # one line per feature, the probabilities, the miss
+
+
+@pytest.mark.slow
+def test_the_demo_runs_end_to_end_for_a_single_person(capsys):
+    # one person: a single-row explanation reports one bool ``success``, not an array
+    assert main(["--steps", "5", "--people", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("person #") == 1
+    assert "white-box:" in out and "black-box:" in out and "turned favourable" in out

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO
-from frameworks import TorchFramework
 from torch import nn
 
 import alibi_countergan.saving as saving
 from alibi_countergan import CounteRGAN, IncompatibleSaveError, LossHistory
 from alibi_countergan.backends.pytorch import MLPGenerator, TorchBackend
+from alibi_countergan.testing import TorchFramework
 
 COMPAS_IMMUTABLE = ["age", "sex=Female", "sex=Male"]
 

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +25,6 @@ requests = pytest.importorskip("requests")
 import joblib  # noqa: E402
 import torch  # noqa: E402
 from conftest import REPO  # noqa: E402
-from frameworks import TorchFramework  # noqa: E402
 from mlserver.errors import MLServerError  # noqa: E402
 from mlserver.settings import ModelSettings  # noqa: E402
 from mlserver.types import InferenceRequest  # noqa: E402
@@ -41,6 +39,7 @@ from alibi_countergan.serving import (  # noqa: E402
     RequestTooLargeError,
     load_classifier,
 )
+from alibi_countergan.testing import TorchFramework, free_ports, stop_process_group  # noqa: E402
 
 pytestmark = pytest.mark.serving
 
@@ -157,7 +156,7 @@ def test_runtime_settings_are_checked(deployment):
 
 
 def test_an_unreachable_classifier_is_a_502_naming_its_address(deployment, X):
-    port = _free_ports(1)[0]
+    port = free_ports(1)[0]
     uri = f"http://127.0.0.1:{port}/v2/models/nothing/infer"
     runtime = CounteRGANBlackBoxRuntime(_settings("bb", CounteRGANBlackBoxRuntime,
                                                   _explainer_dir(deployment, "compas-explainer") / "explainer",
@@ -388,17 +387,6 @@ def test_the_core_package_does_not_import_mlserver():
 # ---------------------------------------------------------------------------------------------
 
 
-def _free_ports(n: int) -> List[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 class Server:
     """One ``mlserver start`` process on loopback, stopped by :meth:`stop` (SIGTERM, then SIGKILL)."""
 
@@ -430,14 +418,7 @@ class Server:
         return (self.folder / "server.log").read_text(errors="replace")[-n:]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGCONT)  # in case a test left it stopped
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=30)
+        stop_process_group(self.process)  # resumed first, in case a test left it stopped
         self.log.close()
 
 
@@ -458,7 +439,7 @@ def servers(deployment, request) -> Dict[str, Any]:
     The explainers' server also holds a copy of the black-box explainer whose generator.pt is
     truncated: it must fail alone.
     """
-    ports = _free_ports(6)
+    ports = free_ports(6)
     classifier_folder, explainer_folder = deployment / "classifier-server", deployment / "explainer-server"
     _configure(classifier_folder, ports[:3])
     _configure(explainer_folder, ports[3:])

@@ -10,11 +10,10 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from frameworks import KerasFramework  # noqa: E402
-
 from alibi_countergan import CounteRGAN  # noqa: E402
 from alibi_countergan.backends import framework_of, installed, resolve_backend  # noqa: E402
 from alibi_countergan.backends.tensorflow import EagerExecutionRequiredError  # noqa: E402
+from alibi_countergan.testing import KerasFramework  # noqa: E402
 
 from conftest import REPO  # noqa: E402  isort: skip
 

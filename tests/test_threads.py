@@ -25,7 +25,7 @@ def user_threads():
 
 @pytest.fixture(scope="module")
 def model(pima):
-    from frameworks import TorchFramework
+    from alibi_countergan.testing import TorchFramework
 
     fw = TorchFramework()
     _, X_train, _, y_train, _ = pima

@@ -1,7 +1,6 @@
 """Tables (markdown, laid out like the paper's), the JSON file with every figure, and Figure 2."""
 
 import datetime
-import json
 import math
 import shutil
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from alibi_countergan.metrics import mean_interval, median, ratio
+from benchmarks.suite import jsonfile
 from benchmarks.suite.data import load
 from benchmarks.suite.methods import Method, methods
 from benchmarks.suite.settings import Profile
@@ -426,18 +426,8 @@ def write(out: Path, results: Dict[str, Any]) -> List[Path]:
     if figure_png.is_file():
         text += f"\n![Counterfactuals of a 7 and a 9 towards 4]({FIGURE_NAME})\n"
     paths[0].write_text(text)
-    paths[1].write_text(json.dumps(results, indent=1, default=_json_default))
+    jsonfile.write(paths[1], results)
     return paths
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
 
 
 def update_docs(path: Path, results: Dict[str, Any], out: Path) -> None:
@@ -447,7 +437,7 @@ def update_docs(path: Path, results: Dict[str, Any], out: Path) -> None:
     if DOCS_BEGIN not in text or DOCS_END not in text:
         raise ValueError(f"{path} lacks the markers {DOCS_BEGIN} and {DOCS_END}.")
     body = markdown(results)
-    (path.parent / "benchmark-results.json").write_text(json.dumps(results, indent=1, default=_json_default))
+    jsonfile.write(path.parent / "benchmark-results.json", results)
     source = out / FIGURE_NAME
     if source.is_file():
         images = path.parent / "images"

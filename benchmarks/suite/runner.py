@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from benchmarks.suite import report, settings, system
+from benchmarks.suite import jsonfile, report, settings, system
 from benchmarks.suite.methods import methods
 
 
@@ -54,7 +54,7 @@ def run_step(step: Step) -> Step:
     task_file = step.log.with_suffix(".task.json")
     output = step.log.with_suffix(".json")
     step.task["output"] = str(output)
-    task_file.write_text(json.dumps(step.task, indent=1))
+    jsonfile.write(task_file, step.task)
     env = dict(os.environ)
     env.update(system.thread_environment(step.task["threads"]))
     env["PYTHONPATH"] = os.pathsep.join([str(settings.REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
@@ -148,7 +148,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         prepared = sequential(f"{dataset}/prepare", task("prepare", dataset, profile.threads))
         if not prepared.ok:
             continue
-        (out / dataset / "prepare.json").write_text(json.dumps(prepared.result, indent=1))
+        jsonfile.write(out / dataset / "prepare.json", prepared.result)
         for method in methods(dataset):
             if method.baseline:
                 continue
@@ -200,7 +200,7 @@ def _report(out: Path, profile: settings.Profile, machine: Dict[str, Any], backe
     for dataset in profile.datasets:
         evaluated = steps.get(f"{dataset}/evaluate")
         if evaluated is not None and evaluated.ok:
-            (out / dataset / "scores.json").write_text(json.dumps(evaluated.result, indent=1))
+            jsonfile.write(out / dataset / "scores.json", evaluated.result)
     failed = [name for name, s in steps.items() if not s.ok]
     results = report.collect(out, profile, machine, backend, {n: _step_record(s) for n, s in steps.items()}, total,
                              str(data_dir))

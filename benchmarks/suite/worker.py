@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 
-from benchmarks.suite import system
+from benchmarks.suite import jsonfile, system
 from benchmarks.suite.data import Dataset, load
 from benchmarks.suite.methods import (
     CFPROTO_K_IMAGES,
@@ -152,7 +152,7 @@ def fit(task: Dict[str, Any]) -> Dict[str, Any]:
     save(explainer, Path(task["method_dir"]) / "explainer")
     last = explainer.history_[-1] if explainer.history_ else {}
     return {"fit_s": fit_s, "peak_rss_mb": peak, "rss_before_mb": rss_before, "train_steps": explainer.train_steps,
-            "iteration_s": fit_s / explainer.train_steps, "params": _jsonable(explainer.meta["params"]),
+            "iteration_s": fit_s / explainer.train_steps, "params": explainer.meta["params"],
             "final_losses": last}
 
 
@@ -364,20 +364,6 @@ def evaluate(task: Dict[str, Any]) -> Dict[str, Any]:
     return score_dataset(task)
 
 
-def _jsonable(value: Any) -> Any:
-    try:
-        json.dumps(value)
-        return value
-    except TypeError:
-        if isinstance(value, dict):
-            return {str(k): _jsonable(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [_jsonable(v) for v in value]
-        if isinstance(value, np.ndarray):
-            return value.tolist() if value.size <= 64 else f"array{value.shape}"
-        return repr(value)
-
-
 TASKS: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
     "prepare": prepare, "fit": fit, "explain-batch": explain_batch, "explain-single": explain_single,
     "baseline": baseline, "evaluate": evaluate,
@@ -394,12 +380,13 @@ def main(argv: List[str]) -> int:
     start = time.perf_counter()
     try:
         result = TASKS[task["kind"]](task)
+        result["process_s"] = time.perf_counter() - start
+        text = jsonfile.dumps(result)
     except Exception as err:  # reported to the runner, which prints it and marks the step failed
-        output.write_text(json.dumps({"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}))
+        jsonfile.write(output, {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()})
         traceback.print_exc()
         return 1
-    result["process_s"] = time.perf_counter() - start
-    output.write_text(json.dumps(_jsonable(result), indent=1))
+    output.write_text(text)
     return 0
 
 

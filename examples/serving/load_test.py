@@ -14,10 +14,7 @@ Everything listens on 127.0.0.1 only.
 
 import argparse
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,27 +28,17 @@ import numpy as np
 import requests
 
 from alibi_countergan.datasets import load_compas
+from alibi_countergan.testing import free_ports, stop_process_group
 
 HERE = Path(__file__).resolve().parent
 START_TIMEOUT_S = 180
-
-
-def _free_ports(n: int) -> List[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 class Server:
     """``mlserver start`` in ``folder`` on loopback ports; :meth:`stop` ends it (SIGTERM, then SIGKILL)."""
 
     def __init__(self, folder: Path, parallel_workers: int) -> None:
-        ports = _free_ports(3)
+        ports = free_ports(3)
         settings = json.loads((folder / "settings.json").read_text())
         settings.update(host="127.0.0.1", http_port=ports[0], grpc_port=ports[1], metrics_port=ports[2],
                         parallel_workers=parallel_workers)
@@ -75,13 +62,7 @@ class Server:
         raise RuntimeError(f"{model} was not ready in {START_TIMEOUT_S} s; see {self.log.name}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=30)
+        stop_process_group(self.process)
         self.log.close()
 
 

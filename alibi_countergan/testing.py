@@ -1,16 +1,24 @@
-"""One test helper per installed framework, so that every behavioural test runs for each backend.
+"""Helpers that run one test or benchmark with each installed framework, shared by tests/ and benchmarks/.
 
-A test asks for the ``backend`` fixture (see ``conftest.py``) and gets the :class:`Framework` of
-one installed backend: it builds and trains that framework's classifiers on the same data with
+A test asks for the ``backend`` fixture (see ``tests/conftest.py``) and gets the :class:`Framework`
+of one installed backend: it builds and trains that framework's classifiers on the same data with
 the same recipe, wraps them as plain numpy functions, and answers the framework-specific
 questions a test has (the predictor's state, the global random state, layer types).
-Frameworks are imported inside the helpers, so a missing one only removes its parameter.
+``benchmarks/backends.py`` trains its classifiers with the same helpers. Frameworks are imported
+inside the helpers, so a missing one only removes its parameter. The PyTorch classifiers are
+those of :mod:`alibi_countergan.classifiers`.
 """
 
+import os
 import random
+import signal
+import socket
+import subprocess
 from typing import Any, Callable, Dict, List, Set
 
 import numpy as np
+
+from alibi_countergan import classifiers
 
 
 class Framework:
@@ -68,15 +76,13 @@ class Framework:
 
 
 class TorchFramework(Framework):
+    """PyTorch: the classifiers of :mod:`alibi_countergan.classifiers`."""
+
     name = "pytorch"
     whitebox_type = "torch.nn.Module"
 
     def mlp(self, d: int, k: int, x: np.ndarray, hidden: int = 32, batchnorm: bool = False) -> Any:
-        from torch import nn
-
-        norm: List[nn.Module] = [nn.BatchNorm1d(hidden), nn.Dropout(0.1)] if batchnorm else []
-        return nn.Sequential(_torch_standardise(x), nn.Linear(d, hidden), *norm, nn.ReLU(),
-                             nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, k), nn.Softmax(dim=-1))
+        return classifiers.mlp(x, k, hidden=(hidden, hidden), batchnorm=batchnorm)
 
     def digits_net(self) -> Any:
         from torch import nn
@@ -84,36 +90,10 @@ class TorchFramework(Framework):
         return nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10), nn.Softmax(dim=-1))
 
     def train(self, model: Any, X: np.ndarray, y: np.ndarray, epochs: int, seed: int = 0, lr: float = 3e-3) -> Any:
-        import torch
-        from torch import nn
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            for layer in model.modules():
-                if hasattr(layer, "reset_parameters"):
-                    layer.reset_parameters()
-            optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-            xt, yt = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y)
-            rng = np.random.default_rng(seed)
-            model.train()
-            for _ in range(epochs):
-                for batch in np.array_split(rng.permutation(len(X)), max(1, len(X) // 64)):
-                    optimiser.zero_grad()
-                    nn.functional.nll_loss(torch.log(model(xt[batch]) + 1e-7), yt[batch]).backward()
-                    optimiser.step()
-            optimiser.zero_grad(set_to_none=True)
-        return model.eval()
+        return classifiers.train(model, X, y, epochs=epochs, seed=seed, learning_rate=lr)
 
     def numpy_fn(self, model: Any) -> Callable[[np.ndarray], np.ndarray]:
-        import torch
-
-        def predict(x: np.ndarray) -> np.ndarray:
-            assert isinstance(x, np.ndarray), f"the predictor received {type(x).__name__}, not a numpy array"
-            with torch.no_grad():
-                out: np.ndarray = model(torch.as_tensor(x, dtype=torch.float32)).numpy()
-            return out
-
-        return predict
+        return classifiers.numpy_predictor(model)
 
     def channels_first(self, model: Any) -> Any:
         import torch
@@ -165,24 +145,9 @@ class TorchFramework(Framework):
         return super().draw_globals() + torch.rand(3).tolist()
 
 
-def _torch_standardise(x: np.ndarray) -> Any:
-    import torch
-    from torch import nn
-
-    class Standardise(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            std = x.std(0)
-            self.register_buffer("mean", torch.as_tensor(x.mean(0), dtype=torch.float32))
-            self.register_buffer("std", torch.as_tensor(np.where(std > 0, std, 1.0), dtype=torch.float32))
-
-        def forward(self, v: Any) -> Any:
-            return (v - self.mean) / self.std
-
-    return Standardise()
-
-
 class KerasFramework(Framework):
+    """TensorFlow: Keras models with the same architectures and the same training recipe."""
+
     name = "tensorflow"
     whitebox_type = "tf.keras.Model"
 
@@ -239,7 +204,8 @@ class KerasFramework(Framework):
 
     def numpy_fn(self, model: Any) -> Callable[[np.ndarray], np.ndarray]:
         def predict(x: np.ndarray) -> np.ndarray:
-            assert isinstance(x, np.ndarray), f"the predictor received {type(x).__name__}, not a numpy array"
+            if not isinstance(x, np.ndarray):
+                raise TypeError(f"the predictor received {type(x).__name__}, not a numpy array")
             out: np.ndarray = model(x.astype(np.float32), training=False).numpy()
             return out
 
@@ -316,6 +282,7 @@ def _keras_standardise(x: np.ndarray) -> Any:
 
 
 FRAMEWORKS = {"pytorch": TorchFramework, "tensorflow": KerasFramework}
+"""The helper class of each backend, by the backend's name."""
 
 
 def changed_entries(before: Dict[str, Any], after: Dict[str, Any]) -> List[str]:
@@ -328,3 +295,32 @@ def changed_entries(before: Dict[str, Any], after: Dict[str, Any]) -> List[str]:
         elif len(a) != len(b) or any(not np.array_equal(u, v) for u, v in zip(a, b)):
             changed.append(key)
     return changed
+
+
+def free_ports(n: int) -> List[int]:
+    """``n`` distinct TCP ports on 127.0.0.1 that were free a moment ago (for servers started by tests)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def stop_process_group(process: "subprocess.Popen[bytes]", timeout: float = 30) -> None:
+    """End a process started with ``start_new_session=True`` and the processes it started (POSIX).
+
+    The group is resumed (in case it was stopped) and sent SIGTERM; SIGKILL follows when it has not
+    ended after ``timeout`` seconds. A process that has already ended is left alone.
+    """
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGCONT)
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout)
