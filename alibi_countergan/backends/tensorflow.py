@@ -15,7 +15,7 @@ refuses to run with :class:`EagerExecutionRequiredError`, which explains the alt
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -36,15 +36,8 @@ __all__ = ["TFBackend", "TFOps", "MLPGenerator", "MLPDiscriminator", "ConvGenera
            "require_eager"]
 
 _LEAK = 0.2
-_KERAS = tf.keras
 _layers = tf.keras.layers
 
-# tf.keras is a lazily loaded module that type checkers cannot follow: annotations use these
-KerasModel = Any
-"""A ``tf.keras.Model`` (or any Keras layer)."""
-KerasInitializer = Any
-KerasOptimizer = Any
-_ModelBase: Any = tf.keras.Model
 
 
 class TFOps:
@@ -119,19 +112,19 @@ class _Seeds:
         return int(self._rng.integers(0, 2**31 - 1))
 
 
-def _kernel_init(seeds: _Seeds, gain: float = 1.0) -> KerasInitializer:
+def _kernel_init(seeds: _Seeds, gain: float = 1.0) -> tf.keras.initializers.Initializer:
     """torch's default weight init, ``U(-b, b)`` with ``b = gain / sqrt(fan_in)`` (fan_in as torch counts it)."""
-    return _KERAS.initializers.VarianceScaling(scale=gain**2 / 3.0, mode="fan_in", distribution="uniform",
+    return tf.keras.initializers.VarianceScaling(scale=gain**2 / 3.0, mode="fan_in", distribution="uniform",
                                                seed=seeds())
 
 
-def _bias_init(seeds: _Seeds, fan_in: int) -> KerasInitializer:
+def _bias_init(seeds: _Seeds, fan_in: int) -> tf.keras.initializers.Initializer:
     """torch's default bias init, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``."""
     bound = 1.0 / float(np.sqrt(fan_in))
-    return _KERAS.initializers.RandomUniform(-bound, bound, seed=seeds())
+    return tf.keras.initializers.RandomUniform(-bound, bound, seed=seeds())
 
 
-def _dense(units: int, fan_in: int, seeds: _Seeds, name: str, small: bool = False) -> KerasModel:
+def _dense(units: int, fan_in: int, seeds: _Seeds, name: str, small: bool = False) -> tf.keras.layers.Dense:
     if small:  # start the generator near the identity counterfactual (residuals close to zero)
         return _layers.Dense(units, kernel_initializer=_kernel_init(seeds, 0.1), bias_initializer="zeros", name=name)
     return _layers.Dense(units, kernel_initializer=_kernel_init(seeds), bias_initializer=_bias_init(seeds, fan_in),
@@ -139,14 +132,14 @@ def _dense(units: int, fan_in: int, seeds: _Seeds, name: str, small: bool = Fals
 
 
 def _conv(filters: int, kernel: int, stride: int, fan_in_channels: int, seeds: _Seeds, name: str,
-          padding: str = "valid", small: bool = False) -> KerasModel:
+          padding: Literal["valid", "same"] = "valid", small: bool = False) -> tf.keras.layers.Conv2D:
     bias = "zeros" if small else _bias_init(seeds, fan_in_channels * kernel * kernel)
     return _layers.Conv2D(filters, kernel, strides=stride, padding=padding,
                           kernel_initializer=_kernel_init(seeds, 0.1 if small else 1.0), bias_initializer=bias,
                           name=name)
 
 
-def _conv_transpose(filters: int, kernel: int, stride: int, seeds: _Seeds, name: str) -> KerasModel:
+def _conv_transpose(filters: int, kernel: int, stride: int, seeds: _Seeds, name: str) -> tf.keras.layers.Layer:
     # torch counts a transposed convolution's fan_in over its output channels, as Keras does
     return _layers.Conv2DTranspose(filters, kernel, strides=stride, padding="valid",
                                    kernel_initializer=_kernel_init(seeds),
@@ -157,42 +150,51 @@ def _leaky(x: tf.Tensor) -> tf.Tensor:
     return tf.nn.leaky_relu(x, alpha=_LEAK)
 
 
-class MLPGenerator(_ModelBase):
+class MLPGenerator(tf.keras.Model):
     """Residual generator for feature vectors: ``[x_std, onehot(t), mask] -> u``."""
 
     def __init__(self, n_features: int, n_classes: int, hidden: Sequence[int] = (128, 128), seed: int = 0) -> None:
         super().__init__(name="mlp_generator")
         seeds = _Seeds(seed)
         width = 2 * n_features + n_classes
-        self.body: List[KerasModel] = []
+        self.body: List[tf.keras.layers.Dense] = []
         for i, h in enumerate(hidden):
             self.body.append(_dense(h, width, seeds, f"body_{i}"))
             width = h
         self.head = _dense(n_features, width, seeds, "head", small=True)
 
-    def call(self, inputs: Sequence[tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:
-        x_std, onehot, mask = inputs
-        h = tf.concat([x_std, mask, onehot], axis=1)
+    def call(self, inputs: Sequence[tf.Tensor], training: Optional[bool] = None, mask: Any = None) -> tf.Tensor:
+        """The residual ``u``, ``(B, n_features)``, for ``inputs = [x_std, target_onehot, free]``.
+
+        ``free`` is the per-row mutability mask (1 where a feature may change). ``training`` and
+        Keras's own ``mask`` argument are accepted for Keras's call convention and not used.
+        """
+        x_std, onehot, free = inputs
+        h = tf.concat([x_std, free, onehot], axis=1)
         for layer in self.body:
             h = _leaky(layer(h))
         return self.head(h)
 
 
-class MLPDiscriminator(_ModelBase):
+class MLPDiscriminator(tf.keras.Model):
     """Discriminator for feature vectors: ``x_std -> logits`` (one per output)."""
 
     def __init__(self, n_features: int, n_outputs: int, hidden: Sequence[int] = (128, 128), seed: int = 0) -> None:
         super().__init__(name="mlp_discriminator")
         seeds = _Seeds(seed)
         width = n_features
-        self.body: List[KerasModel] = []
+        self.body: List[tf.keras.layers.Dense] = []
         for i, h in enumerate(hidden):
             self.body.append(_dense(h, width, seeds, f"body_{i}"))
             width = h
         self.head = _dense(n_outputs, width, seeds, "head")
 
-    def call(self, x_std: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
-        h = x_std
+    def call(self, inputs: tf.Tensor, training: Optional[bool] = None, mask: Any = None) -> tf.Tensor:
+        """The logits, ``(B, n_outputs)``, for standardised flat features ``inputs``, ``(B, n_features)``.
+
+        ``training`` and Keras's ``mask`` argument are accepted for Keras's call convention and not used.
+        """
+        h = inputs
         for layer in self.body:
             h = _leaky(layer(h))
         return self.head(h)
@@ -216,7 +218,7 @@ class _Layout:
         return tf.reshape(x, (-1, self.size))
 
 
-class ConvGenerator(_ModelBase):
+class ConvGenerator(tf.keras.Model):
     """Residual generator for images: a small encoder-decoder (two stride-2 stages each way).
 
     The PyTorch ``ConvGenerator`` in NHWC: explicit zero padding of 1 and transposed
@@ -237,12 +239,17 @@ class ConvGenerator(_ModelBase):
         self.up_2 = _conv_transpose(width // 2, 4, 2, seeds, "up_2")
         self.head = _conv(c, 3, 1, width // 2, seeds, "head", padding="same", small=True)
 
-    def call(self, inputs: Sequence[tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:
-        x_std, onehot, mask = inputs
+    def call(self, inputs: Sequence[tf.Tensor], training: Optional[bool] = None, mask: Any = None) -> tf.Tensor:
+        """The residual ``u``, ``(B, n_features)``, for ``inputs = [x_std, target_onehot, free]``.
+
+        ``free`` is the per-row mutability mask (1 where a feature may change). ``training`` and
+        Keras's own ``mask`` argument are accepted for Keras's call convention and not used.
+        """
+        x_std, onehot, free = inputs
         image = self.layout.to_image(x_std)
         height, width = self.layout.image.height, self.layout.image.width
         planes = tf.broadcast_to(onehot[:, None, None, :], tf.concat([tf.shape(image)[:3], tf.shape(onehot)[1:]], 0))
-        h = tf.concat([image, self.layout.to_image(mask), planes], axis=-1)
+        h = tf.concat([image, self.layout.to_image(free), planes], axis=-1)
         # zeros below and to the right up to multiples of 4, so that any image size comes back whole
         h = tf.pad(h, [[0, 0], [0, -height % 4], [0, -width % 4], [0, 0]])
         h = _leaky(self.encode_1(self.pad(h)))
@@ -253,7 +260,7 @@ class ConvGenerator(_ModelBase):
         return self.layout.to_flat(self.head(h))
 
 
-class ConvDiscriminator(_ModelBase):
+class ConvDiscriminator(tf.keras.Model):
     """Discriminator for images: three stride-2 convolutions and a dense head (torch's, in NHWC)."""
 
     def __init__(self, image: ImageLayout, n_outputs: int, width: int = 64, seed: int = 0) -> None:
@@ -268,14 +275,18 @@ class ConvDiscriminator(_ModelBase):
         self.flatten = _layers.Flatten()
         self.head = _dense(n_outputs, width * h * w, seeds, "head")
 
-    def call(self, x_std: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
-        h = self.layout.to_image(x_std)
+    def call(self, inputs: tf.Tensor, training: Optional[bool] = None, mask: Any = None) -> tf.Tensor:
+        """The logits, ``(B, n_outputs)``, for standardised flat features ``inputs``, ``(B, n_features)``.
+
+        ``training`` and Keras's ``mask`` argument are accepted for Keras's call convention and not used.
+        """
+        h = self.layout.to_image(inputs)
         for conv in self.convs:
             h = _leaky(conv(self.pad(h)))
         return self.head(self.flatten(h))
 
 
-def default_networks(spec: NetworkSpec, seed: int) -> Tuple[KerasModel, KerasModel]:
+def default_networks(spec: NetworkSpec, seed: int) -> Tuple[tf.keras.Model, tf.keras.Model]:
     """The default generator and discriminator for ``spec`` (MLPs for vectors, CNNs for images).
 
     Parameters
@@ -301,7 +312,7 @@ def _tensor_spec(spec: ArraySpec) -> tf.TensorSpec:
     return tf.TensorSpec(spec.shape, tf.as_dtype(spec.dtype), name=spec.name)
 
 
-def _weight_names(net: KerasModel) -> List[str]:
+def _weight_names(net: tf.keras.layers.Layer) -> List[str]:
     """Names of a network's weights without the network's own (process-dependent) prefix, made unique."""
     prefix = net.name + "/"
     names: List[str] = []
@@ -319,8 +330,8 @@ class TFBackend:
 
     def __init__(self) -> None:
         require_eager()
-        self.generator: Optional[KerasModel] = None
-        self.discriminator: Optional[KerasModel] = None
+        self.generator: Optional[tf.keras.layers.Layer] = None
+        self.discriminator: Optional[tf.keras.layers.Layer] = None
         self._predictor: Any = None
         self._built = False
         self._predict_fns: Dict[Tuple[int, Tuple[int, ...]], Tuple[Any, Callable[[np.ndarray], Any]]] = {}
@@ -340,10 +351,10 @@ class TFBackend:
               generator: Any = None, discriminator: Any = None) -> None:
         require_eager()
         for net, what in ((generator, "generator"), (discriminator, "discriminator")):
-            if net is not None and not isinstance(net, _KERAS.layers.Layer):
+            if net is not None and not isinstance(net, tf.keras.layers.Layer):
                 raise ValueError(f"The tensorflow backend needs the {what} to be a tf.keras.Model, "
                                  f"got {type(net).__name__}.")
-        if predictor is not None and not isinstance(predictor, _KERAS.Model):
+        if predictor is not None and not isinstance(predictor, tf.keras.Model):
             raise ValueError(f"White-box training with the tensorflow backend needs a tf.keras.Model predictor, "
                              f"got {type(predictor).__name__}.")
         self.network, self.training = network, training
@@ -365,8 +376,8 @@ class TFBackend:
             if not variables:
                 raise ValueError(f"The {what} has no trainable weights.")
 
-        def adam(rate: float) -> KerasOptimizer:  # torch's Adam defaults, beta_1 from the spec
-            return _KERAS.optimizers.Adam(learning_rate=rate, beta_1=training.beta_1, beta_2=0.999, epsilon=1e-8)
+        def adam(rate: float) -> tf.keras.optimizers.Optimizer:  # torch's Adam defaults, beta_1 from the spec
+            return tf.keras.optimizers.Adam(learning_rate=rate, beta_1=training.beta_1, beta_2=0.999, epsilon=1e-8)
 
         self.g_optimizer = adam(training.learning_rate_generator)
         self.d_optimizer = adam(training.learning_rate_discriminator)
@@ -406,9 +417,9 @@ class TFBackend:
         self._forward = tf.function(forward, input_signature=[specs.x_std, specs.target_onehot, specs.mask])
         # traced once here; a call then skips tf.function's dispatch and argument binding, which
         # cost more than running the small graphs of one explanation
-        self._d_step_fn = Compiled(self._d_step)
-        self._g_step_fn = Compiled(self._g_step)
-        self._forward_fn = Compiled(self._forward, inline=True)
+        self._d_step_fn: Compiled = Compiled(self._d_step)
+        self._g_step_fn: Compiled = Compiled(self._g_step)
+        self._forward_fn: Compiled = Compiled(self._forward, inline=True)
 
     def _step(self, batch: "Batch[tf.Tensor]", generator: bool) -> Dict[str, tf.Tensor]:
         """One update of the generator (or of the discriminator) on a batch of tensors (runs while tracing)."""

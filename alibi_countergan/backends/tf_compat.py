@@ -99,8 +99,8 @@ def _keras_engine() -> Optional[Tuple[Any, Any, Any, Any, Any]]:
             from keras.src.engine import base_layer, base_layer_v1, training, training_v1
             from keras.src.utils import version_utils
         else:  # pragma: no cover - Keras 2.12
-            from keras.engine import base_layer, base_layer_v1, training, training_v1  # type: ignore[no-redef]
-            from keras.utils import version_utils  # type: ignore[no-redef]
+            from keras.engine import base_layer, base_layer_v1, training, training_v1
+            from keras.utils import version_utils
     except ImportError:  # pragma: no cover - a Keras 2 release that moved them
         return None
     return base_layer, base_layer_v1, training, training_v1, version_utils
