@@ -10,7 +10,9 @@ Everything runs in eager TensorFlow 2. Nothing here changes process-wide TensorF
 ``disable_eager_execution``, no global seed (initialisers are seeded one by one), no Keras
 session. When eager execution is off (someone called ``tf.compat.v1.disable_eager_execution()``,
 as alibi's TF1 explainers ask, or the code runs inside ``tf.Graph().as_default()``) the backend
-refuses to run with :class:`EagerExecutionRequiredError`, which explains the alternative.
+refuses to run with :class:`~alibi_countergan.backends.tf_compat.EagerExecutionRequiredError`,
+which explains the alternative. TensorFlow's and Keras's private internals are reached only
+through :mod:`alibi_countergan.backends.tf_compat`, whose workarounds this module re-exports.
 """
 
 import os
