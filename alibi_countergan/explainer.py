@@ -750,7 +750,7 @@ class CounteRGAN(Explainer, FitMixin):
         self.predictor = predictor
         backend: Optional[Backend] = getattr(self, "backend_", None)
         if backend is not None and self.white_box:
-            backend.predictor = predictor  # type: ignore[attr-defined]
+            backend.set_predictor(predictor)
 
 
 def _as_float64(space: SpaceTensors) -> SpaceTensors:

@@ -14,8 +14,10 @@
     number of classes, the metadata and the training history.
 ``generator.pt``, ``discriminator.pt`` (PyTorch backend)
     The networks' weights as torch ``state_dict`` files of plain tensors, read back with
-    ``torch.load(..., weights_only=True)``. A backend without a weight-file hook (see
-    :class:`WeightFiles`) stores ``weights.npz`` instead (numpy's format, read without pickle).
+    ``torch.load(..., weights_only=True)``. TensorFlow checkpoint files for the TensorFlow
+    backend; an object without a weight format of its own (see
+    :class:`~alibi_countergan.backends.base.WeightFiles`) is stored as ``weights.npz`` (numpy's
+    format, read without pickle).
 
 Trust boundary: ``meta.dill`` is a pickle, and unpickling runs code chosen by whoever wrote the
 file. Load artefacts with ``alibi.saving.load_explainer`` (or ``CounteRGAN.load``) only from
@@ -31,11 +33,12 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Protocol, Sequence, Union, runtime_checkable
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Union
 
 import numpy as np
 
 from alibi_countergan.backends import framework_of
+from alibi_countergan.backends.base import NUMPY_WEIGHTS, WeightFileError, WeightFiles, brief_error, weight_files_of
 from alibi_countergan.constraints import FeatureSpace
 from alibi_countergan.version import __version__
 
@@ -56,8 +59,8 @@ READABLE_FORMAT_VERSIONS = (1,)
 """Layout versions this release can load."""
 
 CONFIG_FILE = "countergan.json"
-NUMPY_WEIGHTS_FILE = "weights.npz"
-NUMPY_WEIGHT_FORMAT = "numpy.npz"
+NUMPY_WEIGHTS_FILE = NUMPY_WEIGHTS.file_name
+NUMPY_WEIGHT_FORMAT = NUMPY_WEIGHTS.weight_format
 
 _NOT_SAVED = ("self", "predictor", "generator", "discriminator", "callbacks")
 """Constructor parameters that are objects, not configuration: given again (or dropped) at load time."""
@@ -65,27 +68,6 @@ _NOT_SAVED = ("self", "predictor", "generator", "discriminator", "callbacks")
 
 class IncompatibleSaveError(ValueError):
     """A saved explainer that this version of alibi-countergan cannot load (or not a CounteRGAN save)."""
-
-
-@runtime_checkable
-class WeightFiles(Protocol):
-    """Optional hook of a backend: its framework's own weight file format.
-
-    A backend that has these attributes stores its weights in its framework's format; any other
-    backend is saved through ``get_weights()`` into ``weights.npz``. The saving code always
-    moves weights as ``get_weights()`` / ``set_weights()`` dicts of numpy arrays keyed
-    ``'generator/...'`` and ``'discriminator/...'``; the hook only turns such a dict into files
-    and back.
-    """
-
-    weight_format: str
-    """Name recorded in ``countergan.json`` (e.g. ``'torch.state_dict'``); loading checks it."""
-
-    def write_weights(self, weights: Mapping[str, np.ndarray], directory: Path) -> List[str]:
-        """Write ``weights`` (as from ``get_weights``) into ``directory``; return the file names written."""
-
-    def read_weights(self, directory: Path, files: Sequence[str]) -> Dict[str, np.ndarray]:
-        """Read the files written by :meth:`write_weights` back into a ``set_weights`` dict."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,10 +157,6 @@ def constructor_params(explainer: "CounteRGAN") -> Dict[str, Any]:
     return params
 
 
-def _weight_store(backend: Any) -> Optional[WeightFiles]:
-    return backend if isinstance(backend, WeightFiles) else None
-
-
 def save(explainer: "CounteRGAN", path: PathLike) -> None:
     """Write a fitted explainer's configuration and weights into directory ``path``.
 
@@ -207,13 +185,8 @@ def save(explainer: "CounteRGAN", path: PathLike) -> None:
     generator_name = explainer.meta["params"].get("generator")
     discriminator_name = explainer.meta["params"].get("discriminator")
     weights = explainer.backend_.get_weights()
-    store = _weight_store(explainer.backend_)
-    if store is not None:
-        files = store.write_weights(weights, directory)
-        weight_format = store.weight_format
-    else:
-        np.savez(directory / NUMPY_WEIGHTS_FILE, **weights)
-        files, weight_format = [NUMPY_WEIGHTS_FILE], NUMPY_WEIGHT_FORMAT
+    store = weight_files_of(explainer.backend_)
+    files, weight_format = store.write_weights(weights, directory), store.weight_format
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -434,8 +407,6 @@ def read_weight_files(directory: PathLike, spec: Mapping[str, Any], backend: Any
     IncompatibleSaveError
         When a file cannot be read, or the format is not the installed backend's.
     """
-    from alibi_countergan.backends.base import WeightFileError, brief_error
-
     directory = Path(directory)
     weight_format, files = spec.get("format"), spec.get("files", [])
     if not isinstance(files, list) or not files:
@@ -448,16 +419,11 @@ def read_weight_files(directory: PathLike, spec: Mapping[str, Any], backend: Any
             raise FileNotFoundError(f"The saved CounteRGAN in {directory} lacks its weight file {file}.")
         if (directory / file).stat().st_size == 0:
             raise IncompatibleSaveError(f"The weight file {directory / file} is empty (0 bytes). {_DAMAGED_ADVICE}")
-    store = _weight_store(backend)
+    stores: List[WeightFiles] = [weight_files_of(backend), NUMPY_WEIGHTS]
     try:
-        if weight_format == NUMPY_WEIGHT_FORMAT:
-            try:
-                with np.load(directory / files[0], allow_pickle=False) as archive:
-                    return {k: np.asarray(archive[k]) for k in archive.files}
-            except Exception as err:
-                raise WeightFileError(directory / files[0], f"numpy could not read it ({brief_error(err)})") from None
-        if store is not None and store.weight_format == weight_format:
-            return store.read_weights(directory, files)
+        for store in stores:
+            if store.weight_format == weight_format:
+                return store.read_weights(directory, files)
     except WeightFileError as err:
         raise IncompatibleSaveError(f"The weight file {err.file} cannot be read: {err.reason}. "
                                     f"{_DAMAGED_ADVICE}") from None

@@ -4,8 +4,9 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from alibi_countergan.backends.base import Backend, Batch
+from alibi_countergan.backends.base import Backend
 from alibi_countergan.constraints import FeatureSpace
+from alibi_countergan.value import Batch
 
 
 class BatchSampler:
@@ -59,7 +60,7 @@ class BatchSampler:
         else:
             self.real_proba = (proba.astype(np.float64) ** real_weight_power).astype(np.float32)
 
-    def sample(self) -> Batch:
+    def sample(self) -> "Batch[np.ndarray]":
         """A new batch."""
         b, k = self.batch_size, self.n_classes
         index = self.rng.integers(0, len(self.x), b)

@@ -34,8 +34,10 @@ training runs.
 """
 
 import math
-from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Dict, Generic, NamedTuple, Optional, Tuple, TypeVar
+
+import numpy as np
 
 from alibi_countergan.constraints import SpaceTensors, change_cost, project, standardise, wasted_residual
 from alibi_countergan.ops import Ops, Tensor
@@ -51,6 +53,10 @@ ClassifierFn = Callable[[Tensor], Tensor]
 
 _EPS = 1e-7
 
+A = TypeVar("A")
+"""The array type of a :class:`Batch` (``np.ndarray``, ``torch.Tensor``, ``tf.Tensor``, ...)."""
+B = TypeVar("B")
+
 
 @dataclass(frozen=True)
 class LossWeights:
@@ -63,21 +69,79 @@ class LossWeights:
     """Probability of the target class past which the classifier term stops pushing (white-box)."""
 
 
+class ArraySpec(NamedTuple):
+    """Name, dtype and shape of one of a :class:`Batch`'s arrays (``None`` for the batch axis)."""
+
+    name: str
+    dtype: np.dtype
+    shape: Tuple[Optional[int], ...]
+
+
+def _column(dtype: str, width: Optional[str] = None) -> Any:
+    # a Batch field: its dtype, and the spec size its second axis has (None: one value per row)
+    return field(metadata={"dtype": np.dtype(dtype), "width": width})
+
+
 @dataclass(frozen=True)
-class TensorBatch:
-    """One training batch as framework tensors (see :class:`alibi_countergan.training.Batch`)."""
+class Batch(Generic[A]):
+    """One training batch: the one record the core builds and every backend reads, by field name.
 
-    x: Tensor
-    x_std: Tensor
-    target_onehot: Tensor
-    target: Tensor
-    d_index: Tensor
-    real_weights: Tensor
-    mask: Tensor
-    cost_weights: Tensor
+    The core (:class:`alibi_countergan.training.BatchSampler`) fills it with numpy arrays
+    (``Batch[np.ndarray]``); a backend turns it into its framework's tensors with one call to
+    :meth:`map` and hands the result to the value functions. Each field declares its dtype and
+    shape once (:meth:`specs`), from which the TensorFlow backend derives its input signature.
+
+    Attributes
+    ----------
+    x
+        Instances, ``(B, n_features)``, float32, in the user's units.
+    x_std
+        The same, standardised with the fit data's statistics.
+    target
+        Target class per row, ``(B,)``, int64.
+    target_onehot
+        The same, one-hot, ``(B, n_classes)``, float32.
+    d_index
+        Discriminator output used for the row's counterfactual: the target (black-box) or 0, ``(B,)``, int64.
+    real_weights
+        Weights of the real term, ``(B, discriminator_outputs)``, float32, summing to 1.
+    mask
+        1 where a feature may change, ``(B, n_features)``, float32.
+    cost_weights
+        Per row, 1 if the cost of the change is paid in the generator's loss (its counterfactual
+        already reaches the target), else 0, ``(B,)``, float32.
+    """
+
+    x: A = _column("float32", "features")
+    x_std: A = _column("float32", "features")
+    target: A = _column("int64")
+    target_onehot: A = _column("float32", "classes")
+    d_index: A = _column("int64")
+    real_weights: A = _column("float32", "outputs")
+    mask: A = _column("float32", "features")
+    cost_weights: A = _column("float32")
+
+    def map(self, convert: Callable[[A], B]) -> "Batch[B]":
+        """The same batch with ``convert`` applied to every field (e.g. numpy arrays to tensors)."""
+        return Batch(**{f.name: convert(getattr(self, f.name)) for f in fields(self)})
+
+    def as_dict(self) -> Dict[str, A]:
+        """The fields by name (shallow: the arrays are not copied)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @staticmethod
+    def specs(n_features: int, n_classes: int, discriminator_outputs: int) -> "Batch[ArraySpec]":
+        """Each field's name, dtype and shape for networks of these sizes."""
+        sizes = {"features": n_features, "classes": n_classes, "outputs": discriminator_outputs}
+        return Batch(**{f.name: ArraySpec(f.name, f.metadata["dtype"], (None,) if f.metadata["width"] is None
+                                          else (None, sizes[f.metadata["width"]])) for f in fields(Batch)})
 
 
-def counterfactuals(ops: Ops, generator: GeneratorFn, batch: TensorBatch, space: SpaceTensors,
+TensorBatch = Batch
+"""The name the value functions' callers used for :class:`Batch` (the same record)."""
+
+
+def counterfactuals(ops: Ops, generator: GeneratorFn, batch: "Batch[Tensor]", space: SpaceTensors,
                     *, residual: bool = True) -> Tuple[Tensor, Tensor]:
     """The generator's raw output ``u`` and the (differentiably) projected counterfactuals.
 
@@ -91,7 +155,7 @@ def counterfactuals(ops: Ops, generator: GeneratorFn, batch: TensorBatch, space:
 
 
 def discriminator_objective(ops: Ops, generator: GeneratorFn, discriminator: DiscriminatorFn,
-                            batch: TensorBatch, space: SpaceTensors,
+                            batch: "Batch[Tensor]", space: SpaceTensors,
                             *, residual: bool = True) -> Tuple[Tensor, Dict[str, Tensor]]:
     """Loss of one discriminator update (to be minimised over the discriminator's weights).
 
@@ -107,7 +171,7 @@ def discriminator_objective(ops: Ops, generator: GeneratorFn, discriminator: Dis
 
 
 def generator_objective(ops: Ops, generator: GeneratorFn, discriminator: DiscriminatorFn,
-                        classifier: Optional[ClassifierFn], batch: TensorBatch, space: SpaceTensors,
+                        classifier: Optional[ClassifierFn], batch: "Batch[Tensor]", space: SpaceTensors,
                         weights: LossWeights, *, residual: bool = True) -> Tuple[Tensor, Dict[str, Tensor]]:
     """Loss of one generator update (to be minimised over the generator's weights).
 

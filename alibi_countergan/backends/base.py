@@ -10,13 +10,16 @@ framework-free core.
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Protocol, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 import numpy as np
 
 from alibi_countergan.constraints import FeatureSpace
 from alibi_countergan.layout import ImageLayout
-from alibi_countergan.value import LossWeights
+from alibi_countergan.value import Batch, LossWeights
+
+__all__ = ["Backend", "Batch", "NetworkSpec", "TrainingSpec", "WeightFiles", "NumpyWeightFiles", "NUMPY_WEIGHTS",
+           "WeightFileError", "brief_error", "weight_files_of"]
 
 
 class WeightFileError(Exception):
@@ -108,46 +111,83 @@ class TrainingSpec:
     beta_1: float
 
 
-@dataclass(frozen=True)
-class Batch:
-    """One training batch, as float32/int64 numpy arrays (built by the core).
+@runtime_checkable
+class WeightFiles(Protocol):
+    """Weights in and out of files, in one format (part of every :class:`Backend`).
 
-    Attributes
-    ----------
-    x
-        Instances, ``(B, n_features)``, in the user's units.
-    x_std
-        The same, standardised with the fit data's statistics.
-    target
-        Target class per row, ``(B,)``.
-    target_onehot
-        The same, one-hot, ``(B, n_classes)``.
-    d_index
-        Discriminator output used for the row's counterfactual: the target (black-box) or 0.
-    real_weights
-        Weights of the real term, ``(B, discriminator_outputs)``, summing to 1.
-    mask
-        1 where a feature may change, ``(B, n_features)``.
-    cost_weights
-        Per row, 1 if the cost of the change is paid in the generator's loss (its counterfactual
-        already reaches the target), else 0, ``(B,)``.
+    Weights always move as ``get_weights()`` / ``set_weights()`` dicts of numpy arrays keyed
+    ``'generator/...'`` and ``'discriminator/...'``; an implementation only turns such a dict into
+    files and back. Each backend writes its framework's own format; :data:`NUMPY_WEIGHTS` writes
+    numpy's, for an object that has no format of its own, and reads saves written that way.
     """
 
-    x: np.ndarray
-    x_std: np.ndarray
-    target: np.ndarray
-    target_onehot: np.ndarray
-    d_index: np.ndarray
-    real_weights: np.ndarray
-    mask: np.ndarray
-    cost_weights: np.ndarray
+    weight_format: str
+    """Name recorded in ``countergan.json`` (e.g. ``'torch.state_dict'``); loading checks it."""
+
+    def write_weights(self, weights: Mapping[str, np.ndarray], directory: Path) -> List[str]:
+        """Write ``weights`` (as from ``get_weights``) into ``directory``; return the file names written."""
+
+    def read_weights(self, directory: Path, files: Sequence[str]) -> Dict[str, np.ndarray]:
+        """Read the files written by :meth:`write_weights` back into a ``set_weights`` dict.
+
+        Raises :class:`WeightFileError` naming the file when one cannot be read.
+        """
 
 
-class Backend(Protocol):
-    """A framework's implementation of the training and inference primitives."""
+class NumpyWeightFiles:
+    """:class:`WeightFiles` in numpy's ``.npz`` format (one archive, read without pickle)."""
+
+    weight_format = "numpy.npz"
+    file_name = "weights.npz"
+
+    def write_weights(self, weights: Mapping[str, np.ndarray], directory: Path) -> List[str]:
+        """Write every weight into ``weights.npz`` with ``np.savez``."""
+        np.savez(Path(directory) / self.file_name, **weights)
+        return [self.file_name]
+
+    def read_weights(self, directory: Path, files: Sequence[str]) -> Dict[str, np.ndarray]:
+        """Read the first listed archive with ``allow_pickle=False`` (no code in the file runs)."""
+        file = Path(directory) / files[0]
+        try:
+            with np.load(file, allow_pickle=False) as archive:
+                return {k: np.asarray(archive[k]) for k in archive.files}
+        except Exception as err:
+            raise WeightFileError(file, f"numpy could not read it ({brief_error(err)})") from None
+
+
+NUMPY_WEIGHTS = NumpyWeightFiles()
+"""The ``.npz`` weight files."""
+
+
+def weight_files_of(backend: Any) -> WeightFiles:
+    """The weight-file format a backend writes: its own, or numpy's when the object has none."""
+    return backend if isinstance(backend, WeightFiles) else NUMPY_WEIGHTS
+
+
+class Backend(WeightFiles, Protocol):
+    """A framework's implementation of the training and inference primitives.
+
+    :func:`alibi_countergan.backends.load_backend` returns one; both
+    :class:`~alibi_countergan.backends.pytorch.TorchBackend` and
+    :class:`~alibi_countergan.backends.tensorflow.TFBackend` are checked against this protocol by
+    mypy. Batches reach a backend as ``Batch[np.ndarray]`` and it maps them to its tensors with
+    one :meth:`Batch.map <alibi_countergan.value.Batch.map>` call.
+    """
 
     name: str
     """``'pytorch'`` or ``'tensorflow'``."""
+
+    @property
+    def generator(self) -> Any:
+        """The generator network of the backend's framework (None before :meth:`build`)."""
+
+    @property
+    def discriminator(self) -> Any:
+        """The discriminator network of the backend's framework (None before :meth:`build`)."""
+
+    @property
+    def predictor(self) -> Any:
+        """The white-box predictor whose gradients train the generator; None in black-box mode."""
 
     def build(self, network: NetworkSpec, training: TrainingSpec, predictor: Any, seed: int,
               generator: Any = None, discriminator: Any = None) -> None:
@@ -158,10 +198,13 @@ class Backend(Protocol):
         default networks; they take flat inputs (see :mod:`alibi_countergan.value`).
         """
 
-    def discriminator_step(self, batch: Batch) -> Dict[str, float]:
+    def set_predictor(self, predictor: Any) -> None:
+        """Replace the white-box predictor of a built backend (the TensorFlow backend recompiles its step)."""
+
+    def discriminator_step(self, batch: "Batch[np.ndarray]") -> Dict[str, float]:
         """One update of the discriminator; returns the loss parts as floats."""
 
-    def generator_step(self, batch: Batch) -> Dict[str, float]:
+    def generator_step(self, batch: "Batch[np.ndarray]") -> Dict[str, float]:
         """One update of the generator; returns the loss parts as floats."""
 
     def generate(self, x_std: np.ndarray, target_onehot: np.ndarray, mask: np.ndarray) -> np.ndarray:

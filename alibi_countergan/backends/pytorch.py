@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from alibi_countergan.backends.base import Batch, NetworkSpec, TrainingSpec, WeightFileError, brief_error
+from alibi_countergan.backends.base import Backend, NetworkSpec, TrainingSpec, WeightFileError, brief_error
 from alibi_countergan.constraints import SpaceTensors
 from alibi_countergan.layout import ImageLayout
-from alibi_countergan.value import TensorBatch, discriminator_objective, generator_objective
+from alibi_countergan.value import Batch, discriminator_objective, generator_objective
 
 _LEAK = 0.2
 
@@ -286,14 +286,12 @@ class TorchBackend:
             shape = (-1,) + network.feature_shape
             self._classifier = lambda x: self.predictor(x.reshape(shape))  # type: ignore[misc]
 
-    def _tensors(self, batch: Batch) -> TensorBatch:
-        def f(a: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(a).to(self.device)
+    def set_predictor(self, predictor: Any) -> None:
+        """Replace the white-box predictor (the generator step calls it through ``self.predictor``)."""
+        self.predictor = predictor
 
-        return TensorBatch(x=f(batch.x), x_std=f(batch.x_std), target_onehot=f(batch.target_onehot),
-                           target=f(batch.target), d_index=f(batch.d_index),
-                           real_weights=f(batch.real_weights), mask=f(batch.mask),
-                           cost_weights=f(batch.cost_weights))
+    def _tensors(self, batch: "Batch[np.ndarray]") -> "Batch[torch.Tensor]":
+        return batch.map(lambda a: torch.from_numpy(a).to(self.device))
 
     def _apply(self, loss: torch.Tensor, params: List[nn.Parameter], optimizer: torch.optim.Optimizer) -> None:
         # autograd.grad touches only `params`: the predictor's .grad fields are never written
@@ -302,7 +300,7 @@ class TorchBackend:
             p.grad = g
         optimizer.step()
 
-    def discriminator_step(self, batch: Batch) -> Dict[str, float]:
+    def discriminator_step(self, batch: "Batch[np.ndarray]") -> Dict[str, float]:
         assert self.generator is not None and self.discriminator is not None
         t = self._tensors(batch)
         with training_mode(self.generator, self.discriminator):
@@ -311,7 +309,7 @@ class TorchBackend:
         self._apply(loss, self.d_params, self.d_optimizer)
         return {k: float(v.detach()) for k, v in parts.items()}
 
-    def generator_step(self, batch: Batch) -> Dict[str, float]:
+    def generator_step(self, batch: "Batch[np.ndarray]") -> Dict[str, float]:
         assert self.generator is not None and self.discriminator is not None
         t = self._tensors(batch)
         context = evaluation_mode(self.predictor) if self._classifier is not None and self.predictor is not None \
@@ -350,7 +348,7 @@ class TorchBackend:
                      if k.startswith(prefix + "/")}
             net.load_state_dict(state)
 
-    # weight files (the hook of alibi_countergan.saving.WeightFiles): one state_dict file per network
+    # weight files (alibi_countergan.backends.base.WeightFiles): one state_dict file per network
 
     weight_format = "torch.state_dict"
 
@@ -390,6 +388,6 @@ class TorchBackend:
 _NETWORKS = ("generator", "discriminator")
 
 
-def create_backend() -> TorchBackend:
-    """A fresh, unbuilt PyTorch backend."""
+def create_backend() -> Backend:
+    """A fresh, unbuilt PyTorch backend (typed as the protocol, so mypy checks that it is one)."""
     return TorchBackend()

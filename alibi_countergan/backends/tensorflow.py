@@ -10,112 +10,36 @@ Everything runs in eager TensorFlow 2. Nothing here changes process-wide TensorF
 ``disable_eager_execution``, no global seed (initialisers are seeded one by one), no Keras
 session. When eager execution is off (someone called ``tf.compat.v1.disable_eager_execution()``,
 as alibi's TF1 explainers ask, or the code runs inside ``tf.Graph().as_default()``) the backend
-refuses to run with :class:`EagerExecutionRequiredError`, which explains the alternative.
+refuses to run with :class:`~alibi_countergan.backends.tf_compat.EagerExecutionRequiredError`,
+which explains the alternative. TensorFlow's and Keras's private internals are reached only
+through :mod:`alibi_countergan.backends.tf_compat`, whose workarounds this module re-exports.
 """
 
-import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from alibi_countergan.backends.base import Batch, NetworkSpec, TrainingSpec, WeightFileError, brief_error
+from alibi_countergan.backends.base import Backend, NetworkSpec, TrainingSpec, WeightFileError, brief_error
+from alibi_countergan.backends.tf_compat import (
+    Compiled,
+    EagerExecutionRequiredError,
+    repair_keras_classes,
+    require_eager,
+)
 from alibi_countergan.constraints import SpaceTensors
 from alibi_countergan.layout import ImageLayout
-from alibi_countergan.value import TensorBatch, discriminator_objective, generator_objective
+from alibi_countergan.value import ArraySpec, Batch, discriminator_objective, generator_objective
 
-logger = logging.getLogger(__name__)
+__all__ = ["TFBackend", "TFOps", "MLPGenerator", "MLPDiscriminator", "ConvGenerator", "ConvDiscriminator",
+           "default_networks", "create_backend", "EagerExecutionRequiredError", "repair_keras_classes",
+           "require_eager"]
 
 _LEAK = 0.2
-_KERAS = tf.keras
 _layers = tf.keras.layers
 
-# tf.keras is a lazily loaded module that type checkers cannot follow: annotations use these
-KerasModel = Any
-"""A ``tf.keras.Model`` (or any Keras layer)."""
-KerasInitializer = Any
-KerasOptimizer = Any
-_ModelBase: Any = tf.keras.Model
-
-
-class EagerExecutionRequiredError(RuntimeError):
-    """The TensorFlow backend was used while TensorFlow's eager execution was off."""
-
-
-_EAGER_HELP = """\
-The TensorFlow backend of CounteRGAN needs eager TensorFlow 2, but eager execution is off here: {why}.
-
-alibi's TF1 explainers (CounterfactualProto, Counterfactual, CEM) are usually run after
-`tf.compat.v1.disable_eager_execution()`, which is process-wide and cannot be undone. Instead,
-keep eager execution on and run the TF1 explainer in a private graph and session:
-
-    graph = tf.Graph()
-    with graph.as_default():
-        sess = tf.compat.v1.Session(graph=graph)
-        tf.compat.v1.keras.backend.set_session(sess)
-        model = ...  # build or load the Keras model inside the graph
-        cf = CounterfactualProto(model, shape, ..., sess=sess)
-        explanation = cf.explain(X)
-
-CounteRGAN, outside that block, then works in the same process (or run the TF1 explainer in a
-separate process). See docs/tensorflow.md."""
-
-
-def require_eager() -> None:
-    """Raise :class:`EagerExecutionRequiredError` unless TensorFlow executes eagerly here.
-
-    Raises
-    ------
-    EagerExecutionRequiredError
-        With the reason and how to run alibi's TF1 explainers without disabling eager execution.
-    """
-    if tf.executing_eagerly():
-        return
-    try:  # tells a process-wide switch from a `with graph.as_default():` block
-        from tensorflow.python.eager import context
-
-        disabled = getattr(context, "default_execution_mode", context.EAGER_MODE) != context.EAGER_MODE
-    except Exception:  # pragma: no cover - private API moved
-        disabled = True
-    why = ("`tf.compat.v1.disable_eager_execution()` was called in this process" if disabled else
-           "this code runs inside a `tf.Graph().as_default()` block (or a TF1 session context); "
-           "call CounteRGAN outside it")
-    raise EagerExecutionRequiredError(_EAGER_HELP.format(why=why))
-
-
-def repair_keras_classes(*models: Any) -> None:
-    """Make Keras models built in eager mode callable again after Keras models were built in a TF1 graph.
-
-    Keras 2 picks the TF1 or TF2 implementation of a layer class when an instance is created, by
-    rewriting the class's bases for the whole process: building a Keras model inside
-    ``tf.Graph().as_default()`` (as alibi's TF1 explainers need) turns ``Model``, ``Dense`` and the
-    other classes it uses into their TF1 versions, and every model built before, outside the
-    graph, then fails with "Your Layer or Model is in an invalid state". This puts the TF2 bases
-    back for the classes of ``models`` and of their layers, as Keras itself does when it creates
-    an instance in eager mode. Models built inside a graph are left alone. The TensorFlow backend
-    calls it before it builds or traces a network or a predictor; call it for your own eager
-    Keras models after such a graph block.
-
-    Parameters
-    ----------
-    models
-        Keras models or layers (other objects are ignored).
-    """
-    try:
-        from keras.src.engine import base_layer, base_layer_v1, training, training_v1
-        from keras.src.utils import version_utils
-    except ImportError:  # pragma: no cover - another Keras: nothing to repair
-        return
-    for model in models:
-        if not isinstance(model, tf.Module):
-            continue
-        for layer in (model, *model.submodules):
-            if isinstance(layer, (base_layer_v1.Layer, training_v1.Model)) and not getattr(
-                    layer, "_originally_built_as_v1", False):
-                version_utils.swap_class(type(layer), training.Model, training_v1.Model, True)
-                version_utils.swap_class(type(layer), base_layer.Layer, base_layer_v1.Layer, True)
 
 
 class TFOps:
@@ -190,19 +114,19 @@ class _Seeds:
         return int(self._rng.integers(0, 2**31 - 1))
 
 
-def _kernel_init(seeds: _Seeds, gain: float = 1.0) -> KerasInitializer:
+def _kernel_init(seeds: _Seeds, gain: float = 1.0) -> tf.keras.initializers.Initializer:
     """torch's default weight init, ``U(-b, b)`` with ``b = gain / sqrt(fan_in)`` (fan_in as torch counts it)."""
-    return _KERAS.initializers.VarianceScaling(scale=gain**2 / 3.0, mode="fan_in", distribution="uniform",
+    return tf.keras.initializers.VarianceScaling(scale=gain**2 / 3.0, mode="fan_in", distribution="uniform",
                                                seed=seeds())
 
 
-def _bias_init(seeds: _Seeds, fan_in: int) -> KerasInitializer:
+def _bias_init(seeds: _Seeds, fan_in: int) -> tf.keras.initializers.Initializer:
     """torch's default bias init, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``."""
     bound = 1.0 / float(np.sqrt(fan_in))
-    return _KERAS.initializers.RandomUniform(-bound, bound, seed=seeds())
+    return tf.keras.initializers.RandomUniform(-bound, bound, seed=seeds())
 
 
-def _dense(units: int, fan_in: int, seeds: _Seeds, name: str, small: bool = False) -> KerasModel:
+def _dense(units: int, fan_in: int, seeds: _Seeds, name: str, small: bool = False) -> tf.keras.layers.Dense:
     if small:  # start the generator near the identity counterfactual (residuals close to zero)
         return _layers.Dense(units, kernel_initializer=_kernel_init(seeds, 0.1), bias_initializer="zeros", name=name)
     return _layers.Dense(units, kernel_initializer=_kernel_init(seeds), bias_initializer=_bias_init(seeds, fan_in),
@@ -210,14 +134,14 @@ def _dense(units: int, fan_in: int, seeds: _Seeds, name: str, small: bool = Fals
 
 
 def _conv(filters: int, kernel: int, stride: int, fan_in_channels: int, seeds: _Seeds, name: str,
-          padding: str = "valid", small: bool = False) -> KerasModel:
+          padding: Literal["valid", "same"] = "valid", small: bool = False) -> tf.keras.layers.Conv2D:
     bias = "zeros" if small else _bias_init(seeds, fan_in_channels * kernel * kernel)
     return _layers.Conv2D(filters, kernel, strides=stride, padding=padding,
                           kernel_initializer=_kernel_init(seeds, 0.1 if small else 1.0), bias_initializer=bias,
                           name=name)
 
 
-def _conv_transpose(filters: int, kernel: int, stride: int, seeds: _Seeds, name: str) -> KerasModel:
+def _conv_transpose(filters: int, kernel: int, stride: int, seeds: _Seeds, name: str) -> tf.keras.layers.Layer:
     # torch counts a transposed convolution's fan_in over its output channels, as Keras does
     return _layers.Conv2DTranspose(filters, kernel, strides=stride, padding="valid",
                                    kernel_initializer=_kernel_init(seeds),
@@ -228,42 +152,51 @@ def _leaky(x: tf.Tensor) -> tf.Tensor:
     return tf.nn.leaky_relu(x, alpha=_LEAK)
 
 
-class MLPGenerator(_ModelBase):
+class MLPGenerator(tf.keras.Model):
     """Residual generator for feature vectors: ``[x_std, onehot(t), mask] -> u``."""
 
     def __init__(self, n_features: int, n_classes: int, hidden: Sequence[int] = (128, 128), seed: int = 0) -> None:
         super().__init__(name="mlp_generator")
         seeds = _Seeds(seed)
         width = 2 * n_features + n_classes
-        self.body: List[KerasModel] = []
+        self.body: List[tf.keras.layers.Dense] = []
         for i, h in enumerate(hidden):
             self.body.append(_dense(h, width, seeds, f"body_{i}"))
             width = h
         self.head = _dense(n_features, width, seeds, "head", small=True)
 
-    def call(self, inputs: Sequence[tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:
-        x_std, onehot, mask = inputs
-        h = tf.concat([x_std, mask, onehot], axis=1)
+    def call(self, inputs: Sequence[tf.Tensor], training: Optional[bool] = None, mask: Any = None) -> tf.Tensor:
+        """The residual ``u``, ``(B, n_features)``, for ``inputs = [x_std, target_onehot, free]``.
+
+        ``free`` is the per-row mutability mask (1 where a feature may change). ``training`` and
+        Keras's own ``mask`` argument are accepted for Keras's call convention and not used.
+        """
+        x_std, onehot, free = inputs
+        h = tf.concat([x_std, free, onehot], axis=1)
         for layer in self.body:
             h = _leaky(layer(h))
         return self.head(h)
 
 
-class MLPDiscriminator(_ModelBase):
+class MLPDiscriminator(tf.keras.Model):
     """Discriminator for feature vectors: ``x_std -> logits`` (one per output)."""
 
     def __init__(self, n_features: int, n_outputs: int, hidden: Sequence[int] = (128, 128), seed: int = 0) -> None:
         super().__init__(name="mlp_discriminator")
         seeds = _Seeds(seed)
         width = n_features
-        self.body: List[KerasModel] = []
+        self.body: List[tf.keras.layers.Dense] = []
         for i, h in enumerate(hidden):
             self.body.append(_dense(h, width, seeds, f"body_{i}"))
             width = h
         self.head = _dense(n_outputs, width, seeds, "head")
 
-    def call(self, x_std: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
-        h = x_std
+    def call(self, inputs: tf.Tensor, training: Optional[bool] = None, mask: Any = None) -> tf.Tensor:
+        """The logits, ``(B, n_outputs)``, for standardised flat features ``inputs``, ``(B, n_features)``.
+
+        ``training`` and Keras's ``mask`` argument are accepted for Keras's call convention and not used.
+        """
+        h = inputs
         for layer in self.body:
             h = _leaky(layer(h))
         return self.head(h)
@@ -287,7 +220,7 @@ class _Layout:
         return tf.reshape(x, (-1, self.size))
 
 
-class ConvGenerator(_ModelBase):
+class ConvGenerator(tf.keras.Model):
     """Residual generator for images: a small encoder-decoder (two stride-2 stages each way).
 
     The PyTorch ``ConvGenerator`` in NHWC: explicit zero padding of 1 and transposed
@@ -308,12 +241,17 @@ class ConvGenerator(_ModelBase):
         self.up_2 = _conv_transpose(width // 2, 4, 2, seeds, "up_2")
         self.head = _conv(c, 3, 1, width // 2, seeds, "head", padding="same", small=True)
 
-    def call(self, inputs: Sequence[tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:
-        x_std, onehot, mask = inputs
+    def call(self, inputs: Sequence[tf.Tensor], training: Optional[bool] = None, mask: Any = None) -> tf.Tensor:
+        """The residual ``u``, ``(B, n_features)``, for ``inputs = [x_std, target_onehot, free]``.
+
+        ``free`` is the per-row mutability mask (1 where a feature may change). ``training`` and
+        Keras's own ``mask`` argument are accepted for Keras's call convention and not used.
+        """
+        x_std, onehot, free = inputs
         image = self.layout.to_image(x_std)
         height, width = self.layout.image.height, self.layout.image.width
         planes = tf.broadcast_to(onehot[:, None, None, :], tf.concat([tf.shape(image)[:3], tf.shape(onehot)[1:]], 0))
-        h = tf.concat([image, self.layout.to_image(mask), planes], axis=-1)
+        h = tf.concat([image, self.layout.to_image(free), planes], axis=-1)
         # zeros below and to the right up to multiples of 4, so that any image size comes back whole
         h = tf.pad(h, [[0, 0], [0, -height % 4], [0, -width % 4], [0, 0]])
         h = _leaky(self.encode_1(self.pad(h)))
@@ -324,7 +262,7 @@ class ConvGenerator(_ModelBase):
         return self.layout.to_flat(self.head(h))
 
 
-class ConvDiscriminator(_ModelBase):
+class ConvDiscriminator(tf.keras.Model):
     """Discriminator for images: three stride-2 convolutions and a dense head (torch's, in NHWC)."""
 
     def __init__(self, image: ImageLayout, n_outputs: int, width: int = 64, seed: int = 0) -> None:
@@ -339,14 +277,18 @@ class ConvDiscriminator(_ModelBase):
         self.flatten = _layers.Flatten()
         self.head = _dense(n_outputs, width * h * w, seeds, "head")
 
-    def call(self, x_std: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
-        h = self.layout.to_image(x_std)
+    def call(self, inputs: tf.Tensor, training: Optional[bool] = None, mask: Any = None) -> tf.Tensor:
+        """The logits, ``(B, n_outputs)``, for standardised flat features ``inputs``, ``(B, n_features)``.
+
+        ``training`` and Keras's ``mask`` argument are accepted for Keras's call convention and not used.
+        """
+        h = self.layout.to_image(inputs)
         for conv in self.convs:
             h = _leaky(conv(self.pad(h)))
         return self.head(self.flatten(h))
 
 
-def default_networks(spec: NetworkSpec, seed: int) -> Tuple[KerasModel, KerasModel]:
+def default_networks(spec: NetworkSpec, seed: int) -> Tuple[tf.keras.Model, tf.keras.Model]:
     """The default generator and discriminator for ``spec`` (MLPs for vectors, CNNs for images).
 
     Parameters
@@ -368,7 +310,11 @@ def default_networks(spec: NetworkSpec, seed: int) -> Tuple[KerasModel, KerasMod
             ConvDiscriminator(spec.image, spec.discriminator_outputs, seed=d_seed))
 
 
-def _weight_names(net: KerasModel) -> List[str]:
+def _tensor_spec(spec: ArraySpec) -> tf.TensorSpec:
+    return tf.TensorSpec(spec.shape, tf.as_dtype(spec.dtype), name=spec.name)
+
+
+def _weight_names(net: tf.keras.layers.Layer) -> List[str]:
     """Names of a network's weights without the network's own (process-dependent) prefix, made unique."""
     prefix = net.name + "/"
     names: List[str] = []
@@ -379,52 +325,6 @@ def _weight_names(net: KerasModel) -> List[str]:
     return names
 
 
-class _Compiled:
-    """A traced function, called with numpy arrays in the dtypes of its fixed input signature.
-
-    ``ConcreteFunction.__call__`` binds its arguments to the signature in Python on every call,
-    which costs about as much as running the small graphs of one explanation. The arrays here
-    are always made to match the signature (dtype and rank), so they go to the traced graph
-    directly through ``_call_flat`` (TensorFlow 2.12 to 2.14), and through the public call
-    where that does not exist.
-
-    With ``inline``, the graph runs on TensorFlow's single-threaded executor (chosen per call with
-    ``tf.experimental.function_executor_type``; nothing process-wide): the operations run one
-    after the other on the calling thread (each kernel still uses TensorFlow's intra-op threads),
-    which saves the hand-over to the inter-op thread pool that dominates a small graph's run.
-    If a graph needs the default executor, its first call falls back to it for good.
-    """
-
-    def __init__(self, function: tf.types.experimental.GenericFunction, signature: Sequence[tf.TensorSpec],
-                 inline: bool = False) -> None:
-        self.function = function.get_concrete_function()
-        self.dtypes = [np.dtype(spec.dtype.as_numpy_dtype) for spec in signature]
-        self.inline = inline
-        self._inline_works = False
-
-    def _run(self, tensors: List[tf.Tensor]) -> Any:
-        flat = getattr(self.function, "_call_flat", None)
-        if flat is not None:
-            return flat(tensors, self.function.captured_inputs)
-        return self.function(*tensors)  # pragma: no cover - another TensorFlow
-
-    def __call__(self, *arrays: np.ndarray) -> Any:
-        tensors = [tf.constant(np.asarray(a, dtype=d)) for a, d in zip(arrays, self.dtypes)]
-        if self.inline:
-            try:
-                with tf.experimental.function_executor_type("SINGLE_THREADED_EXECUTOR"):
-                    out = self._run(tensors)
-            except Exception as err:
-                if self._inline_works:
-                    raise
-                logger.info("%s needs the default executor (%s).", self.function.name, err)
-                self.inline = False
-            else:
-                self._inline_works = True
-                return out
-        return self._run(tensors)
-
-
 class TFBackend:
     """The TensorFlow 2 implementation of :class:`alibi_countergan.backends.base.Backend`."""
 
@@ -432,21 +332,20 @@ class TFBackend:
 
     def __init__(self) -> None:
         require_eager()
-        self.generator: Optional[KerasModel] = None
-        self.discriminator: Optional[KerasModel] = None
+        self.generator: Optional[tf.keras.layers.Layer] = None
+        self.discriminator: Optional[tf.keras.layers.Layer] = None
         self._predictor: Any = None
         self._built = False
         self._predict_fns: Dict[Tuple[int, Tuple[int, ...]], Tuple[Any, Callable[[np.ndarray], Any]]] = {}
 
-    # the white-box classifier is compiled into the generator step: replacing it recompiles the step
     @property
     def predictor(self) -> Any:
         """The white-box predictor (a ``tf.keras.Model``), or None in black-box mode."""
         return self._predictor
 
-    @predictor.setter
-    def predictor(self, model: Any) -> None:
-        self._predictor = model
+    def set_predictor(self, predictor: Any) -> None:
+        """Replace the white-box predictor; it is compiled into the generator step, which is traced again."""
+        self._predictor = predictor
         if self._built:
             self._compile()
 
@@ -454,10 +353,10 @@ class TFBackend:
               generator: Any = None, discriminator: Any = None) -> None:
         require_eager()
         for net, what in ((generator, "generator"), (discriminator, "discriminator")):
-            if net is not None and not isinstance(net, _KERAS.layers.Layer):
+            if net is not None and not isinstance(net, tf.keras.layers.Layer):
                 raise ValueError(f"The tensorflow backend needs the {what} to be a tf.keras.Model, "
                                  f"got {type(net).__name__}.")
-        if predictor is not None and not isinstance(predictor, _KERAS.Model):
+        if predictor is not None and not isinstance(predictor, tf.keras.Model):
             raise ValueError(f"White-box training with the tensorflow backend needs a tf.keras.Model predictor, "
                              f"got {type(predictor).__name__}.")
         self.network, self.training = network, training
@@ -479,8 +378,8 @@ class TFBackend:
             if not variables:
                 raise ValueError(f"The {what} has no trainable weights.")
 
-        def adam(rate: float) -> KerasOptimizer:  # torch's Adam defaults, beta_1 from the spec
-            return _KERAS.optimizers.Adam(learning_rate=rate, beta_1=training.beta_1, beta_2=0.999, epsilon=1e-8)
+        def adam(rate: float) -> tf.keras.optimizers.Optimizer:  # torch's Adam defaults, beta_1 from the spec
+            return tf.keras.optimizers.Adam(learning_rate=rate, beta_1=training.beta_1, beta_2=0.999, epsilon=1e-8)
 
         self.g_optimizer = adam(training.learning_rate_generator)
         self.d_optimizer = adam(training.learning_rate_discriminator)
@@ -496,52 +395,20 @@ class TFBackend:
 
     def _compile(self) -> None:
         """Trace-once ``tf.function`` s for the two steps and the forward pass (fixed input signatures)."""
-        n, k, d = self.network.n_features, self.network.n_classes, self.network.discriminator_outputs
-        f32, i64 = tf.float32, tf.int64
-        batch_signature = [
-            tf.TensorSpec((None, n), f32, name="x"), tf.TensorSpec((None, n), f32, name="x_std"),
-            tf.TensorSpec((None, k), f32, name="target_onehot"), tf.TensorSpec((None,), i64, name="target"),
-            tf.TensorSpec((None,), i64, name="d_index"), tf.TensorSpec((None, d), f32, name="real_weights"),
-            tf.TensorSpec((None, n), f32, name="mask"), tf.TensorSpec((None,), f32, name="cost_weights"),
-        ]
+        net = self.network
+        specs = Batch.specs(net.n_features, net.n_classes, net.discriminator_outputs).map(_tensor_spec)
+        batch_signature = [specs.as_dict()]  # one argument: the batch's fields by name
         generator, discriminator = self.generator, self.discriminator
         assert generator is not None and discriminator is not None
-        ops, space, spec = self.ops, self.space, self.training
-
-        def generator_fn(x_std: tf.Tensor, onehot: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-            return generator([x_std, onehot, mask], training=True)
-
-        def discriminator_fn(x_std: tf.Tensor) -> tf.Tensor:
-            return discriminator(x_std, training=True)
-
-        classifier: Optional[Callable[[tf.Tensor], tf.Tensor]] = None
-        if spec.white_box:
-            model, shape = self._predictor, (-1,) + tuple(self.network.feature_shape)
-
-            def classifier(x: tf.Tensor) -> tf.Tensor:
-                return tf.cast(model(tf.reshape(x, shape), training=False), tf.float32)
 
         # the Python bodies below run only while tracing: repair_keras_classes costs nothing per call
-        def d_step(*arrays: tf.Tensor) -> Dict[str, tf.Tensor]:
+        def d_step(arrays: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
             repair_keras_classes(generator, discriminator)
-            batch = TensorBatch(*arrays)
-            with tf.GradientTape(watch_accessed_variables=False) as tape:
-                tape.watch(self.d_vars)
-                loss, parts = discriminator_objective(ops, generator_fn, discriminator_fn, batch, space,
-                                                      residual=spec.residual)
-            self.d_optimizer.apply_gradients(zip(tape.gradient(loss, self.d_vars), self.d_vars))
-            return parts
+            return self._step(Batch(**arrays), generator=False)
 
-        def g_step(*arrays: tf.Tensor) -> Dict[str, tf.Tensor]:
+        def g_step(arrays: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
             repair_keras_classes(generator, discriminator, self._predictor)
-            batch = TensorBatch(*arrays)
-            # only the generator's weights are watched: the predictor's never get a gradient
-            with tf.GradientTape(watch_accessed_variables=False) as tape:
-                tape.watch(self.g_vars)
-                loss, parts = generator_objective(ops, generator_fn, discriminator_fn, classifier, batch, space,
-                                                  spec.weights, residual=spec.residual)
-            self.g_optimizer.apply_gradients(zip(tape.gradient(loss, self.g_vars), self.g_vars))
-            return parts
+            return self._step(Batch(**arrays), generator=True)
 
         def forward(x_std: tf.Tensor, onehot: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
             repair_keras_classes(generator)
@@ -549,37 +416,65 @@ class TFBackend:
 
         self._d_step = tf.function(d_step, input_signature=batch_signature)
         self._g_step = tf.function(g_step, input_signature=batch_signature)
-        self._forward = tf.function(forward, input_signature=[batch_signature[1], batch_signature[2],
-                                                              batch_signature[6]])
+        self._forward = tf.function(forward, input_signature=[specs.x_std, specs.target_onehot, specs.mask])
         # traced once here; a call then skips tf.function's dispatch and argument binding, which
         # cost more than running the small graphs of one explanation
-        self._d_step_fn = _Compiled(self._d_step, batch_signature)
-        self._g_step_fn = _Compiled(self._g_step, batch_signature)
-        self._forward_fn = _Compiled(self._forward, self._forward.input_signature, inline=True)
+        self._d_step_fn: Compiled = Compiled(self._d_step)
+        self._g_step_fn: Compiled = Compiled(self._g_step)
+        self._forward_fn: Compiled = Compiled(self._forward, inline=True)
+
+    def _step(self, batch: "Batch[tf.Tensor]", generator: bool) -> Dict[str, tf.Tensor]:
+        """One update of the generator (or of the discriminator) on a batch of tensors (runs while tracing)."""
+        g_net, d_net, spec = self.generator, self.discriminator, self.training
+        assert g_net is not None and d_net is not None
+
+        def generator_fn(x_std: tf.Tensor, onehot: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+            return g_net([x_std, onehot, mask], training=True)
+
+        def discriminator_fn(x_std: tf.Tensor) -> tf.Tensor:
+            return d_net(x_std, training=True)
+
+        variables, optimizer = (self.g_vars, self.g_optimizer) if generator else (self.d_vars, self.d_optimizer)
+        # only the updated network's weights are watched: the predictor's never get a gradient
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(variables)
+            if generator:
+                loss, parts = generator_objective(self.ops, generator_fn, discriminator_fn, self._classifier(), batch,
+                                                  self.space, spec.weights, residual=spec.residual)
+            else:
+                loss, parts = discriminator_objective(self.ops, generator_fn, discriminator_fn, batch, self.space,
+                                                      residual=spec.residual)
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return parts
+
+    def _classifier(self) -> Optional[Callable[[tf.Tensor], tf.Tensor]]:
+        """The white-box predictor on flat features, as float32 probabilities; None in black-box mode."""
+        if not self.training.white_box:
+            return None
+        model, shape = self._predictor, (-1,) + tuple(self.network.feature_shape)
+
+        def classifier(x: tf.Tensor) -> tf.Tensor:
+            return tf.cast(model(tf.reshape(x, shape), training=False), tf.float32)
+
+        return classifier
 
     # ------------------------------------------------------------------------------------------
     # the Backend surface
     # ------------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _arrays(batch: Batch) -> Tuple[np.ndarray, ...]:
-        # the order of TensorBatch's fields
-        return (batch.x, batch.x_std, batch.target_onehot, batch.target, batch.d_index, batch.real_weights,
-                batch.mask, batch.cost_weights)
 
     def _check_built(self) -> None:
         if not self._built:
             raise RuntimeError("The tensorflow backend is not built: call build() first.")
         require_eager()
 
-    def discriminator_step(self, batch: Batch) -> Dict[str, float]:
+    def discriminator_step(self, batch: "Batch[np.ndarray]") -> Dict[str, float]:
         self._check_built()
-        parts = self._d_step_fn(*self._arrays(batch))
+        parts = self._d_step_fn(batch.as_dict())
         return {key: float(value) for key, value in parts.items()}
 
-    def generator_step(self, batch: Batch) -> Dict[str, float]:
+    def generator_step(self, batch: "Batch[np.ndarray]") -> Dict[str, float]:
         self._check_built()
-        parts = self._g_step_fn(*self._arrays(batch))
+        parts = self._g_step_fn(batch.as_dict())
         return {key: float(value) for key, value in parts.items()}
 
     def generate(self, x_std: np.ndarray, target_onehot: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -606,7 +501,7 @@ class TFBackend:
                 return model(inputs, training=False)
 
             signature = [tf.TensorSpec((None,) + x32.shape[1:], tf.float32)]
-            cached = (model, _Compiled(tf.function(call, input_signature=signature), signature, inline=True))
+            cached = (model, Compiled(tf.function(call, input_signature=signature), inline=True))
             self._predict_fns[key] = cached
         out = cached[1](x32)
         return np.asarray(out.numpy() if hasattr(out, "numpy") else out)
@@ -636,7 +531,7 @@ class TFBackend:
         for w, value in updates:
             w.assign(value)
 
-    # -- the saving hook (alibi_countergan.saving.WeightFiles): TensorFlow's own checkpoint format --
+    # -- weight files (alibi_countergan.backends.base.WeightFiles): TensorFlow's own checkpoint format --
 
     weight_format = "tf.keras.checkpoint"
 
@@ -676,8 +571,8 @@ class TFBackend:
         return self.get_weights()
 
 
-def create_backend() -> TFBackend:
-    """A fresh, unbuilt TensorFlow backend.
+def create_backend() -> Backend:
+    """A fresh, unbuilt TensorFlow backend (typed as the protocol, so mypy checks that it is one).
 
     Raises
     ------
