@@ -219,8 +219,8 @@ class KerasFramework(Framework):
                 super().__init__()
                 self.inner = inner
 
-            def call(self, x: Any, training: Any = None) -> Any:
-                return self.inner(tf.transpose(x, (0, 2, 3, 1)), training=training)
+            def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
+                return self.inner(tf.transpose(inputs, (0, 2, 3, 1)), training=training)
 
         return ChannelsFirst(model)
 
@@ -232,11 +232,11 @@ class KerasFramework(Framework):
                 super().__init__()
                 self.linear = tf.keras.layers.Dense(1, kernel_initializer=tf.keras.initializers.GlorotUniform(seed=1))
                 # a variable, not a Python counter: the call runs inside compiled training steps
-                self.calls = tf.Variable(0, trainable=False, dtype=tf.int64)
+                self.calls = tf.Variable(tf.constant(0, dtype=tf.int64), trainable=False)
 
-            def call(self, x: Any, training: Any = None) -> Any:
+            def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
                 self.calls.assign_add(1)
-                out = self.linear(x)
+                out = self.linear(inputs)
                 return tf.where(self.calls > 10, out * float("nan"), out)
 
         return Exploding()

@@ -63,7 +63,7 @@ def _eager_disabled_for_the_process() -> bool:
     Where it is missing, the answer is "disabled", which only changes the wording of the error.
     """
     try:
-        from tensorflow.python.eager import context
+        from tensorflow.python.eager import context  # type: ignore[attr-defined]  # private: not in the stubs
     except ImportError:  # pragma: no cover - private module moved
         return True
     mode = getattr(context, "default_execution_mode", None)
