@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from alibi_countergan import CounteRGAN
-from alibi_countergan.constraints import violations
 from alibi_countergan.datasets import TabularData, load_compas, load_pima
+from alibi_countergan.metrics import violations
 
 
 def classifier(X: np.ndarray, y: np.ndarray, hidden: Sequence[int], epochs: int, seed: int = 0) -> nn.Module:

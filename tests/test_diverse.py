@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from alibi_countergan import CounteRGAN
-from alibi_countergan.constraints import violations
+from alibi_countergan.metrics import violations
 
 
 @pytest.fixture(scope="module")
