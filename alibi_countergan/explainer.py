@@ -279,8 +279,12 @@ class CounteRGAN(Explainer, FitMixin):
         self.predictor = predictor
         self.config = config
         self.white_box = white_box
-        self.meta["type"] = ["whitebox" if white_box else "blackbox", config.backend]
-        self.meta["params"].update(config.to_meta(white_box))
+        self._describe()
+
+    def _describe(self) -> None:
+        """Write the training mode and the parameters into ``meta`` (``n_classes``, once fitted, stays)."""
+        self.meta["type"] = ["whitebox" if self.white_box else "blackbox", self.config.backend]
+        self.meta["params"].update(self.config.to_meta(self.white_box))
 
     def set_params(self, **params: Any) -> "CounteRGAN":
         """Change parameters, checked as the constructor checks them (assigning an attribute calls this).
@@ -308,8 +312,7 @@ class CounteRGAN(Explainer, FitMixin):
         if {"method", "backend"} & set(params):
             white_box = resolve_white_box(config.method, self.predictor, config.backend)
         self.config, self.white_box = config, white_box
-        self.meta["type"] = ["whitebox" if white_box else "blackbox", config.backend]
-        self.meta["params"].update(config.to_meta(white_box))
+        self._describe()
         return self
 
     @classmethod

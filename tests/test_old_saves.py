@@ -8,12 +8,13 @@ CPU than the one that wrote them); classes and success exactly.
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Dict
 
 import alibi.saving
 import numpy as np
 import pytest
 import torch
+from frameworks import TorchFramework
 from torch import nn
 
 from alibi_countergan import CounteRGAN, saving
@@ -30,15 +31,6 @@ def _classifier(name: str, n_features: int) -> nn.Module:
         model.load_state_dict({k.split("/", 1)[1]: torch.as_tensor(weights[k]) for k in weights.files
                                if k.startswith(f"{name}/")})
     return model.eval()
-
-
-def _numpy_fn(model: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
-    def predict(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            out: np.ndarray = model(torch.as_tensor(x, dtype=torch.float32)).numpy()
-        return out
-
-    return predict
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +69,7 @@ def test_a_white_box_save_of_0_1_0_loads_with_its_parameters_and_counterfactuals
 
 
 def test_a_black_box_save_of_0_1_0_with_custom_networks_loads(expected):
-    predictor = _numpy_fn(_classifier("pima", 8))
+    predictor = TorchFramework().numpy_fn(_classifier("pima", 8))
     with pytest.raises(ValueError, match="custom generator"):
         saving.load(OLD / "pima-black-box", predictor)
     explainer = saving.load(OLD / "pima-black-box", predictor, generator=MLPGenerator(8, 2, hidden=(32,)),
