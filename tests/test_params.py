@@ -1,7 +1,9 @@
 """The parameters object: checked once, one source for the attributes, ``meta["params"]`` and the save file."""
 
+import inspect
 import json
 
+import attrs
 import numpy as np
 import pytest
 
@@ -63,3 +65,12 @@ def test_a_save_with_a_parameter_this_version_does_not_know_is_refused():
     params["momentum"] = 0.9
     with pytest.raises(ValueError, match=r"saved parameters \['momentum'\] are not parameters"):
         CounteRGANConfig.from_json(params)
+
+
+def test_the_constructor_takes_exactly_the_configs_parameters_with_the_same_defaults():
+    signature = inspect.signature(CounteRGAN.__init__).parameters
+    names = [name for name in signature if name not in ("self", "predictor")]
+    assert names == CounteRGANConfig.names()  # a constructor argument without a field would be dropped
+    fields = attrs.fields_dict(CounteRGANConfig)
+    for name in names[1:]:
+        assert fields[name].default == signature[name].default, name
