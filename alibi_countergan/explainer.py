@@ -22,43 +22,28 @@ from alibi_countergan.backends import (
 )
 from alibi_countergan.callbacks import Callback, StopTraining, TrainingDivergedError
 from alibi_countergan.checks import check_explain_values, check_fit_scale
-from alibi_countergan.constraints import (
+from alibi_countergan.constraints import FeatureSpace, SpaceTensors, project
+from alibi_countergan.diverse import describe, diverse_counterfactuals, ranked
+from alibi_countergan.features import (
     FeatureKey,
-    FeatureSpace,
     MonotoneSpec,
-    SpaceTensors,
     build_feature_space,
     check_onehot,
     freeze,
-    onehot_groups,
-    parse_monotone,
-    parse_ordinal,
-    project,
     resolve_features,
 )
-from alibi_countergan.diverse import describe, diverse_counterfactuals, ranked
-from alibi_countergan.layout import ImageLayout, detect_layout
+from alibi_countergan.jsonvalue import from_json_value
+from alibi_countergan.layout import ImageLayout
 from alibi_countergan.ops import NUMPY_OPS
+from alibi_countergan.params import CounteRGANConfig, Parameter, check_predictor, resolve_white_box
 from alibi_countergan.refine import Criterion, Refiner, Variables
-from alibi_countergan.targets import OTHER, TargetClass, check_target_spec, resolve_targets
-from alibi_countergan.threads import check_n_threads, thread_policy
+from alibi_countergan.targets import OTHER, TargetClass, resolve_targets
+from alibi_countergan.threads import thread_policy
 from alibi_countergan.training import BatchSampler, TailAverage
-from alibi_countergan.validation import (
-    as_instances,
-    check_bool,
-    check_int,
-    check_number,
-    check_probabilities,
-    check_target_proba,
-    describe_callable,
-    normalise_shape,
-)
+from alibi_countergan.validation import as_instances, check_bool, check_int, check_probabilities, check_target_proba
 from alibi_countergan.value import LossWeights
-from alibi_countergan.version import __version__
 
 logger = logging.getLogger(__name__)
-
-METHODS = ("auto", "white-box", "black-box")
 
 DEFAULT_META: Dict[str, Any] = {
     "name": None,
@@ -87,7 +72,48 @@ class CounteRGAN(Explainer, FitMixin):
     ``fit`` trains a generator ``G(x, t)`` such that ``x + G(x, t)`` is realistic (a discriminator
     cannot tell it from the fit data), is classified as ``t`` and changes few features by little;
     ``explain`` is then one forward pass for a whole batch.
+
+    Every constructor parameter is also an attribute (``explainer.train_steps``), read from the checked
+    :attr:`config`; assigning one checks it again (see :meth:`set_params`).
     """
+
+    config: CounteRGANConfig
+    """The checked parameters (:class:`alibi_countergan.params.CounteRGANConfig`)."""
+
+    shape = Parameter[Tuple[int, ...]]()
+    backend = Parameter[str]()
+    method = Parameter[str]()
+    target_class = Parameter[TargetClass]()
+    target_proba = Parameter[Optional[float]]()
+    refine = Parameter[bool]()
+    feature_range = Parameter[Optional[Tuple[Any, Any]]]()
+    feature_names = Parameter[Optional[List[str]]]()
+    immutable_features = Parameter[List[FeatureKey]]()
+    monotone = Parameter[Dict[FeatureKey, Union[str, int]]]()
+    cat_vars = Parameter[Dict[int, int]]()
+    ohe = Parameter[bool]()
+    ordinal_features = Parameter[Union[Sequence[FeatureKey], Mapping[FeatureKey, Sequence[float]], None]]()
+    random_mask_rate = Parameter[Optional[float]]()
+    train_steps = Parameter[int]()
+    batch_size = Parameter[int]()
+    discriminator_steps = Parameter[int]()
+    generator_steps = Parameter[int]()
+    learning_rate = Parameter[float]()
+    discriminator_learning_rate = Parameter[Optional[float]]()
+    classifier_weight = Parameter[float]()
+    l1_weight = Parameter[float]()
+    l2_weight = Parameter[float]()
+    min_change = Parameter[float]()
+    real_weight_power = Parameter[float]()
+    weight_averaging = Parameter[float]()
+    residual = Parameter[bool]()
+    generator = Parameter[Any]()
+    discriminator = Parameter[Any]()
+    data_format = Parameter[Optional[str]]()
+    seed = Parameter[int]()
+    n_threads = Parameter[Optional[int]]()
+    callbacks = Parameter[List[Callback]]()
+    verbose = Parameter[bool]()
 
     def __init__(
         self,
@@ -236,142 +262,119 @@ class CounteRGAN(Explainer, FitMixin):
         verbose
             Show a progress bar with the losses during ``fit``.
         """
+        arguments = locals()
+        values = {name: arguments[name] for name in CounteRGANConfig.names()}
+        check_predictor(predictor)
+        values["backend"] = resolve_backend(backend, predictor)
+        config = CounteRGANConfig(**values)
+        self._setup(predictor, config, resolve_white_box(config.method, predictor, config.backend))
+
+    # ------------------------------------------------------------------------------------------
+    # configuration
+    # ------------------------------------------------------------------------------------------
+
+    def _setup(self, predictor: Any, config: CounteRGANConfig, white_box: bool) -> None:
+        """Set the checked parameters and the training mode; the one path of ``__init__`` and :meth:`from_config`."""
         super().__init__(meta=copy.deepcopy(DEFAULT_META))
         self.predictor = predictor
-        self.shape = tuple(shape) if isinstance(shape, (tuple, list)) else shape
-        self.feature_shape = normalise_shape(shape)
-        self.n_features = int(np.prod(self.feature_shape))
-        if not callable(predictor):
-            raise ValueError(f"predictor must be callable (a model or a function), got {type(predictor).__name__}.")
-        self.backend = resolve_backend(backend, predictor)
-        if method not in METHODS:
-            raise ValueError(f"method={method!r} is not one of {list(METHODS)}.")
-        self.method = method
-        self.white_box = self._resolve_white_box(method)
-        check_target_spec(target_class)
-        self.target_class = target_class
-        self.target_proba = check_target_proba(target_proba)
-        self.refine = check_bool("refine", refine)
-        self.feature_names = list(feature_names) if feature_names is not None else None
-        if self.feature_names is not None and len(self.feature_names) != self.n_features:
-            raise ValueError(f"feature_names has {len(self.feature_names)} names for {self.n_features} features.")
-        self.feature_range = feature_range
-        if feature_range is not None and (not isinstance(feature_range, (tuple, list)) or len(feature_range) != 2):
-            raise ValueError("feature_range must be a (lower, upper) pair of scalars or arrays.")
-        self.cat_vars = {int(k): int(v) for k, v in cat_vars.items()} if cat_vars else {}
-        self.ohe = bool(ohe)
-        self._groups = onehot_groups(self.cat_vars, self.ohe, self.n_features)
-        self.immutable_features = list(immutable_features)
-        self._immutable = resolve_features(self.immutable_features, self.n_features, self.feature_names,
-                                           "immutable_features", self._groups)
-        self.monotone = dict(monotone) if monotone else {}
-        self._monotone = parse_monotone(self.monotone, self.n_features, self.feature_names, self._groups)
-        self._grids: Dict[int, Optional[np.ndarray]] = {} if self.ohe else {
-            j: np.arange(n, dtype=np.float32) for j, n in self.cat_vars.items()}
-        for j in self._grids:
-            if not 0 <= j < self.n_features:
-                raise ValueError(f"cat_vars: column {j} is out of range for {self.n_features} features.")
-        self.ordinal_features = ordinal_features
-        self._grids.update(parse_ordinal(ordinal_features, self.n_features, self.feature_names, self._groups))
-        self.random_mask_rate = random_mask_rate
-        if random_mask_rate is not None:
-            check_number("random_mask_rate", random_mask_rate)
-            if random_mask_rate > 1:
-                raise ValueError(f"random_mask_rate must be between 0 and 1, got {random_mask_rate!r}.")
-        self.train_steps = check_int("train_steps", train_steps, 1)
-        self.batch_size = check_int("batch_size", batch_size, 2)
-        self.discriminator_steps = check_int("discriminator_steps", discriminator_steps, 1)
-        self.generator_steps = check_int("generator_steps", generator_steps, 1)
-        self.learning_rate = check_number("learning_rate", learning_rate, positive=True)
-        self.discriminator_learning_rate = None if discriminator_learning_rate is None else check_number(
-            "discriminator_learning_rate", discriminator_learning_rate, positive=True)
-        self.classifier_weight = check_number("classifier_weight", classifier_weight)
-        self.l1_weight = check_number("l1_weight", l1_weight)
-        self.l2_weight = check_number("l2_weight", l2_weight)
-        self.min_change = check_number("min_change", min_change)
-        self.real_weight_power = check_number("real_weight_power", real_weight_power, positive=True,
-                                              allow_inf=True)
-        self.weight_averaging = check_number("weight_averaging", weight_averaging)
-        if self.weight_averaging > 1:
-            raise ValueError(f"weight_averaging must be between 0 and 1, got {weight_averaging!r}.")
-        self.residual = bool(residual)
-        self.generator, self.discriminator = generator, discriminator
-        self.data_format = data_format
-        self.image: Optional[ImageLayout] = None
-        if generator is None or discriminator is None:
-            self.image = detect_layout(self.feature_shape, data_format)
-        elif self.feature_shape and len(self.feature_shape) in (2, 3):
-            self.image = detect_layout(self.feature_shape, data_format)
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-            raise ValueError(f"seed must be an integer, got {seed!r}.")
-        self.seed = int(seed)
-        self.n_threads = check_n_threads(n_threads)
-        self.callbacks = list(callbacks)
-        for cb in self.callbacks:
-            if not callable(cb):
-                raise ValueError(f"callbacks must be callables, got {type(cb).__name__}.")
-        self.verbose = bool(verbose)
-        self.meta["type"] = ["whitebox" if self.white_box else "blackbox", self.backend]
-        self.meta["params"].update(self._params())
+        self.config = config
+        self.white_box = white_box
+        self._describe()
 
-    # ------------------------------------------------------------------------------------------
-    # configuration helpers
-    # ------------------------------------------------------------------------------------------
+    def _describe(self) -> None:
+        """Write the training mode and the parameters into ``meta`` (``n_classes``, once fitted, stays)."""
+        self.meta["type"] = ["whitebox" if self.white_box else "blackbox", self.config.backend]
+        self.meta["params"].update(self.config.to_meta(self.white_box))
 
-    def _resolve_white_box(self, method: str) -> bool:
-        framework = framework_of(self.predictor)
-        if method == "black-box":
-            return False
-        if method == "white-box":
-            if framework != self.backend:
-                expected = "a torch.nn.Module" if self.backend == "pytorch" else "a tf.keras.Model"
-                got = f"a {framework} model" if framework else describe_callable(self.predictor)
-                raise ValueError(f"method='white-box' needs the predictor's gradients: with the {self.backend} backend "
-                                 f"the predictor must be {expected}, got {got}. Use method='black-box' for a "
-                                 f"predictor that only maps numpy arrays to probabilities.")
-            return True
-        return framework == self.backend
+    def set_params(self, **params: Any) -> "CounteRGAN":
+        """Change parameters, checked as the constructor checks them (assigning an attribute calls this).
 
-    def _params(self) -> Dict[str, Any]:
-        """JSON-serialisable constructor parameters (networks and callbacks by their class names)."""
+        The change applies from the next :meth:`fit` (``seed``, ``train_steps``, the constraints...) or
+        :meth:`explain` (``target_class``, ``refine``...); a fitted explainer keeps its networks.
 
-        def name_of(obj: Any) -> Optional[str]:
-            return None if obj is None else getattr(obj, "__name__", type(obj).__name__)
+        Parameters
+        ----------
+        **params
+            New values by parameter name (the constructor's keyword arguments).
 
-        def jsonable(value: Any) -> Any:
-            if value is None or isinstance(value, (bool, int, str)):
-                return value
-            if isinstance(value, (float, np.floating)):
-                return float(value) if np.isfinite(value) else str(float(value))  # 'inf': strict JSON
-            if isinstance(value, np.integer):
-                return int(value)
-            if isinstance(value, Mapping):
-                return {str(k): jsonable(v) for k, v in value.items()}
-            if isinstance(value, (np.ndarray, list, tuple, range, set, frozenset)):
-                return [jsonable(v) for v in (sorted(value) if isinstance(value, (set, frozenset)) else value)]
-            return repr(value)
+        Returns
+        -------
+        self
+            The explainer.
 
-        return {
-            "shape": list(self.feature_shape), "backend": self.backend, "method": self.method,
-            "white_box": self.white_box, "target_class": jsonable(self.target_class),
-            "feature_range": jsonable(self.feature_range), "feature_names": self.feature_names,
-            "immutable_features": jsonable(self.immutable_features), "monotone": jsonable(self.monotone),
-            "cat_vars": jsonable(self.cat_vars), "ohe": self.ohe,
-            "ordinal_features": jsonable(self.ordinal_features), "random_mask_rate": self.random_mask_rate,
-            "train_steps": self.train_steps,
-            "batch_size": self.batch_size, "discriminator_steps": self.discriminator_steps,
-            "generator_steps": self.generator_steps, "learning_rate": self.learning_rate,
-            "discriminator_learning_rate": self.discriminator_learning_rate,
-            "classifier_weight": self.classifier_weight, "l1_weight": self.l1_weight,
-            "l2_weight": self.l2_weight, "min_change": self.min_change,
-            "real_weight_power": jsonable(self.real_weight_power), "weight_averaging": self.weight_averaging,
-            "residual": self.residual,
-            "generator": name_of(self.generator),
-            "discriminator": name_of(self.discriminator), "data_format": self.data_format, "seed": self.seed,
-            "n_threads": self.n_threads,
-            "callbacks": [name_of(cb) for cb in self.callbacks], "verbose": self.verbose,
-            "countergan_version": __version__,
-        }
+        Raises
+        ------
+        ValueError
+            For an invalid value or an unknown name; the explainer is then left unchanged.
+        """
+        config = self.config.evolve(**params)
+        white_box = self.white_box
+        if {"method", "backend"} & set(params):
+            white_box = resolve_white_box(config.method, self.predictor, config.backend)
+        self.config, self.white_box = config, white_box
+        self._describe()
+        return self
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], predictor: Any, *, generator: Any = None,
+                    discriminator: Any = None) -> "CounteRGAN":
+        """Rebuild a fitted explainer from the configuration of a save, before its weights are loaded.
+
+        This is how :func:`alibi_countergan.saving.load` (behind ``CounteRGAN.load`` and
+        ``alibi.saving.load_explainer``) rebuilds a saved explainer; it then reads the networks' weights
+        into ``backend_``. The explainer returned here has the saved parameters, training mode, feature
+        statistics, number of classes, metadata and training history, and networks of the saved
+        architectures with fresh weights.
+
+        Parameters
+        ----------
+        config
+            The save's ``countergan.json``, as :func:`alibi_countergan.saving.read_config` returns it.
+        predictor
+            The classifier. An explainer trained white-box needs a model of its backend's framework;
+            one trained black-box takes any callable returning class probabilities.
+        generator, discriminator
+            Only for an explainer trained with custom networks: new instances of the same architectures.
+
+        Returns
+        -------
+        explainer
+            The explainer, with the networks' weights still to be set.
+
+        Raises
+        ------
+        ValueError
+            When the predictor or the networks do not fit the saved explainer, or a parameter is invalid.
+        """
+        _check_custom_networks(config.get("custom_networks", {}), generator, discriminator)
+        params = CounteRGANConfig.from_json(config["params"], generator=generator, discriminator=discriminator)
+        white_box = bool(config["white_box"])
+        check_predictor(predictor, params.backend, white_box=white_box, trained=True)
+        explainer = cls.__new__(cls)
+        explainer._setup(predictor, params, white_box)
+        explainer._install(FeatureSpace.from_config(from_json_value(config["space"])), int(config["n_classes"]))
+        explainer.history_ = from_json_value(config.get("history", []))
+        meta = from_json_value(config["meta"])
+        meta["params"].setdefault("n_threads", params.n_threads)  # saves made before n_threads existed
+        explainer.meta = meta
+        for key, value in meta.items():  # alibi's Base exposes the metadata keys as attributes
+            setattr(explainer, key, value)
+        return explainer
+
+    @property
+    def feature_shape(self) -> Tuple[int, ...]:
+        """Shape of one instance, without alibi's batch axis."""
+        return self.config.feature_shape
+
+    @property
+    def n_features(self) -> int:
+        """Number of (flattened) features of one instance."""
+        return self.config.n_features
+
+    @property
+    def image(self) -> Optional[ImageLayout]:
+        """The image layout of the instances, or None for feature vectors."""
+        return self.config.image
 
     # ------------------------------------------------------------------------------------------
     # predictor access
@@ -443,16 +446,7 @@ class CounteRGAN(Explainer, FitMixin):
         proba = self._predict(x32)
         n_classes = proba.shape[1]
         flat = x32.reshape(len(x32), -1)
-        check_onehot(flat, self._groups, "X")
-        grids = {j: (np.unique(flat[:, j]) if grid is None else grid) for j, grid in self._grids.items()}
-        for j in self.cat_vars if not self.ohe else ():
-            if not np.all(np.isin(flat[:, j], grids[j])):
-                raise ValueError(f"X: column {j} is declared categorical (ohe=False) with codes "
-                                 f"0..{grids[j].size - 1} but holds other values.")
-        space = build_feature_space(
-            flat, channel_index=self.image.channel_index() if self.image is not None else None,
-            feature_shape=self.feature_shape, feature_range=self.feature_range, immutable=self._immutable,
-            monotone=self._monotone, groups=self._groups, grids=grids, min_change=self.min_change)
+        space = self._feature_space(flat)
         # The new networks are built and trained aside, on a shallow copy that the callbacks see (it
         # explains with the generator as it is at each step); this explainer keeps its previous state,
         # so other threads' explain calls see it until the trained state is swapped in below.
@@ -475,6 +469,17 @@ class CounteRGAN(Explainer, FitMixin):
         self.history_: List[Dict[str, float]] = trainee.history_
         self.meta["params"]["n_classes"] = n_classes
         return self
+
+    def _feature_space(self, flat: np.ndarray) -> FeatureSpace:
+        """The fit data's statistics combined with the constraints, for flat float32 fit data."""
+        constraints = self.config.constraints
+        check_onehot(flat, constraints.groups, "X")
+        image = self.image
+        return build_feature_space(
+            flat, channel_index=image.channel_index() if image is not None else None,
+            feature_shape=self.feature_shape, feature_range=self.feature_range, immutable=constraints.immutable,
+            monotone=constraints.monotone, groups=constraints.groups, grids=constraints.fit_grids(flat),
+            min_change=self.min_change)
 
     def _install(self, space: FeatureSpace, n_classes: int, build_seed: Optional[int] = None,
                  activate: bool = True) -> Dict[str, Any]:
@@ -742,15 +747,23 @@ class CounteRGAN(Explainer, FitMixin):
         predictor
             The new predictor. In white-box mode it must be a model of the backend's framework.
         """
-        if not callable(predictor):
-            raise ValueError(f"predictor must be callable, got {type(predictor).__name__}.")
-        if self.white_box and framework_of(predictor) != self.backend:
-            raise ValueError(f"This explainer was trained white-box with the {self.backend} backend; the new "
-                             f"predictor must be a model of that framework.")
+        check_predictor(predictor, self.backend, white_box=self.white_box, trained=True)
         self.predictor = predictor
         backend: Optional[Backend] = getattr(self, "backend_", None)
         if backend is not None and self.white_box:
             backend.set_predictor(predictor)
+
+
+def _check_custom_networks(saved: Mapping[str, Optional[str]], generator: Any, discriminator: Any) -> None:
+    """Networks are given again at load time exactly when the saved explainer had custom ones."""
+    for what, given in (("generator", generator), ("discriminator", discriminator)):
+        custom = saved.get(what)
+        if custom is not None and given is None:
+            raise ValueError(f"This CounteRGAN was trained with a custom {what} ({custom}): load it with "
+                             f"alibi_countergan.saving.load(path, predictor, {what}=...) and a new instance of that "
+                             f"network.")
+        if custom is None and given is not None:
+            raise ValueError(f"This CounteRGAN was trained with the default {what}; do not pass one.")
 
 
 def _as_float64(space: SpaceTensors) -> SpaceTensors:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Un
 import numpy as np
 import pandas as pd
 
-from alibi_countergan.constraints import FeatureKey, resolve_features
 from alibi_countergan.explainer import CounteRGAN
+from alibi_countergan.features import FeatureKey, resolve_features
 from alibi_countergan.targets import TargetClass
 
 if TYPE_CHECKING:

@@ -3,8 +3,9 @@
 Every function takes numpy arrays (a batch of originals, their counterfactuals, the classifier's
 probabilities or an autoencoder's reconstructions, computed by the caller with any framework)
 and returns one value per instance, so that any summary can be taken; :func:`mean_interval`
-gives the paper's ``mean +- 1.96 std / sqrt(n)``. This module uses the core (the constraint
-checks of :mod:`alibi_countergan.constraints`); nothing in the core imports it.
+gives the paper's ``mean +- 1.96 std / sqrt(n)``. This module uses the core (the
+feature space of :mod:`alibi_countergan.constraints`, whose constraints :func:`violations` counts);
+nothing in the core imports it.
 
 Example
 -------
@@ -19,7 +20,7 @@ from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 
-from alibi_countergan.constraints import FeatureSpace, violations
+from alibi_countergan.constraints import FeatureSpace
 
 Targets = Union[int, Sequence[int], np.ndarray]
 """One target class for every row, or one per row."""
@@ -174,11 +175,49 @@ def l0_distance(x: np.ndarray, cf: np.ndarray, atol: float = 1e-6) -> np.ndarray
     return result
 
 
+def violations(x: np.ndarray, cf: np.ndarray, space: FeatureSpace, mask: Optional[np.ndarray] = None,
+               atol: float = 1e-6) -> Dict[str, np.ndarray]:
+    """Count, per row, the constraints a counterfactual breaks.
+
+    Parameters
+    ----------
+    x, cf
+        Originals and counterfactuals, flattened to ``(B, n_features)``.
+    space
+        The constraints.
+    mask
+        Optional per-row mutability (1 may change); defaults to ``space.mutable``.
+    atol
+        Tolerance of the range check, in the features' units.
+
+    Returns
+    -------
+    ``{kind: per-row count}`` for ``immutable``, ``monotone``, ``range``, ``onehot`` and ``ordinal``.
+    """
+    m = np.broadcast_to(space.mutable if mask is None else mask, x.shape)
+    lo = np.minimum(space.lower, x) - atol
+    hi = np.maximum(space.upper, x) + atol
+    onehot = np.zeros(len(x), dtype=np.int64)
+    for start, stop in space.groups:
+        block = cf[:, start:stop]
+        onehot += ~(np.all((block == 0) | (block == 1), axis=1) & (block.sum(axis=1) == 1))
+    ordinal = np.zeros(len(x), dtype=np.int64)
+    for j, grid in space.grids:
+        ordinal += ~np.isin(cf[:, j], grid) & (cf[:, j] != x[:, j])
+    return {
+        "immutable": np.sum((m == 0) & (cf != x), axis=1),
+        "monotone": np.sum((space.increase > 0) & (cf < x) | (space.decrease > 0) & (cf > x), axis=1),
+        "range": np.sum((cf < lo) | (cf > hi), axis=1),
+        "onehot": onehot,
+        "ordinal": ordinal,
+    }
+
+
 def constraint_violations(x: np.ndarray, cf: np.ndarray, space: FeatureSpace,
                           atol: float = 1e-6) -> Dict[str, np.ndarray]:
     """Per-instance counts of broken constraints, by kind, and their ``'total'``.
 
-    A thin wrapper of :func:`alibi_countergan.constraints.violations` that also accepts
+    A thin wrapper of :func:`violations` that also accepts
     instances of any shape and adds the total. Build ``space`` with the constraints that every
     method is judged against (for example from a constrained explainer's ``space_``).
 

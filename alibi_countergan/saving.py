@@ -9,9 +9,12 @@
     registers this module's loader with :mod:`alibi.saving`; that is what lets
     ``alibi.saving.load_explainer`` work in a process that only imported alibi.
 ``countergan.json``
-    Everything else that defines the explainer, as JSON: the format version, the constructor's
-    parameters, the feature statistics and constraints (:meth:`FeatureSpace.to_config`), the
-    number of classes, the metadata and the training history.
+    Everything else that defines the explainer, as JSON (written by
+    :func:`alibi_countergan.jsonvalue.to_json_value`): the format version, the constructor's
+    parameters (:meth:`CounteRGANConfig.to_json <alibi_countergan.params.CounteRGANConfig.to_json>`),
+    the feature statistics and constraints (:meth:`FeatureSpace.to_config`), the number of classes,
+    the metadata and the training history. :meth:`CounteRGAN.from_config
+    <alibi_countergan.explainer.CounteRGAN.from_config>` rebuilds the explainer from it.
 ``generator.pt``, ``discriminator.pt`` (PyTorch backend)
     The networks' weights as torch ``state_dict`` files of plain tensors, read back with
     ``torch.load(..., weights_only=True)``. TensorFlow checkpoint files for the TensorFlow
@@ -27,19 +30,18 @@ uncertain origin (the MLServer runtimes use it).
 """
 
 import copy
-import inspect
 import json
 import logging
-import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Union
 
 import numpy as np
 
-from alibi_countergan.backends import framework_of
 from alibi_countergan.backends.base import NUMPY_WEIGHTS, WeightFileError, WeightFiles, brief_error, weight_files_of
 from alibi_countergan.constraints import FeatureSpace
+from alibi_countergan.jsonvalue import from_json_value as from_json_value  # re-exported: the save file's encoding
+from alibi_countergan.jsonvalue import to_json_value
 from alibi_countergan.version import __version__
 
 if TYPE_CHECKING:
@@ -62,72 +64,8 @@ CONFIG_FILE = "countergan.json"
 NUMPY_WEIGHTS_FILE = NUMPY_WEIGHTS.file_name
 NUMPY_WEIGHT_FORMAT = NUMPY_WEIGHTS.weight_format
 
-_NOT_SAVED = ("self", "predictor", "generator", "discriminator", "callbacks")
-"""Constructor parameters that are objects, not configuration: given again (or dropped) at load time."""
-
-
 class IncompatibleSaveError(ValueError):
     """A saved explainer that this version of alibi-countergan cannot load (or not a CounteRGAN save)."""
-
-
-# ---------------------------------------------------------------------------------------------
-# lossless JSON for constructor parameters (tuples, numpy arrays, non-string keys, infinities)
-# ---------------------------------------------------------------------------------------------
-
-_TAGS = ("__tuple__", "__ndarray__", "__dict__", "__float__")
-
-
-def to_json_value(value: Any, where: str = "value") -> Any:
-    """A JSON-compatible form of ``value`` that :func:`from_json_value` turns back into an equal value.
-
-    Raises
-    ------
-    TypeError
-        For values other than None, bools, numbers, strings, lists, tuples, dicts and numpy arrays.
-    """
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        number = float(value)
-        return number if math.isfinite(number) else {"__float__": repr(number)}
-    if isinstance(value, np.ndarray):
-        if value.dtype == object or value.dtype.kind not in "biuf":
-            raise TypeError(f"{where}: cannot store a numpy array of dtype {value.dtype}.")
-        return {"__ndarray__": to_json_value(value.tolist(), where), "dtype": value.dtype.str}
-    if isinstance(value, tuple):
-        return {"__tuple__": [to_json_value(v, where) for v in value]}
-    if isinstance(value, list):
-        return [to_json_value(v, where) for v in value]
-    if isinstance(value, dict):
-        if all(isinstance(k, str) for k in value) and not any(k in _TAGS for k in value):
-            return {k: to_json_value(v, f"{where}[{k!r}]") for k, v in value.items()}
-        return {"__dict__": [[to_json_value(k, where), to_json_value(v, f"{where}[{k!r}]")] for k, v in value.items()]}
-    raise TypeError(f"{where}: cannot store a value of type {type(value).__name__} ({value!r}) as JSON.")
-
-
-def from_json_value(value: Any) -> Any:
-    """Inverse of :func:`to_json_value`."""
-    if isinstance(value, list):
-        return [from_json_value(v) for v in value]
-    if isinstance(value, dict):
-        if "__tuple__" in value:
-            return tuple(from_json_value(v) for v in value["__tuple__"])
-        if "__ndarray__" in value:
-            return np.asarray(from_json_value(value["__ndarray__"]), dtype=np.dtype(value["dtype"]))
-        if "__dict__" in value:
-            return {_hashable(from_json_value(k)): from_json_value(v) for k, v in value["__dict__"]}
-        if "__float__" in value:
-            return float(value["__float__"])
-        return {k: from_json_value(v) for k, v in value.items()}
-    return value
-
-
-def _hashable(key: Any) -> Any:
-    return tuple(_hashable(k) for k in key) if isinstance(key, (list, tuple)) else key
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,26 +73,6 @@ def _hashable(key: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
-def constructor_params(explainer: "CounteRGAN") -> Dict[str, Any]:
-    """The constructor's configuration parameters of ``explainer`` (everything but objects).
-
-    Each parameter of ``CounteRGAN.__init__`` is read from the explainer's attribute of the same
-    name, so a parameter added to the constructor is saved without changes here.
-
-    Raises
-    ------
-    TypeError
-        When a parameter has no attribute of its name, or holds a value JSON cannot represent.
-    """
-    params = {}
-    for name in inspect.signature(type(explainer).__init__).parameters:
-        if name in _NOT_SAVED:
-            continue
-        if not hasattr(explainer, name):
-            raise TypeError(f"Cannot save the CounteRGAN parameter {name!r}: the explainer keeps no attribute of that "
-                            f"name.")
-        params[name] = getattr(explainer, name)
-    return params
 
 
 def save(explainer: "CounteRGAN", path: PathLike) -> None:
@@ -175,15 +93,13 @@ def save(explainer: "CounteRGAN", path: PathLike) -> None:
     RuntimeError
         When the explainer is not fitted.
     TypeError
-        When a parameter cannot be stored (see :func:`constructor_params`).
+        When a parameter cannot be stored (see :meth:`~alibi_countergan.params.CounteRGANConfig.to_json`).
     """
     directory = Path(path)
     if not hasattr(explainer, "backend_"):
         (directory / "meta.dill").unlink(missing_ok=True)  # alibi wrote it before calling us
         raise RuntimeError("Only a fitted CounteRGAN can be saved: call fit(X) first.")
     directory.mkdir(parents=True, exist_ok=True)
-    generator_name = explainer.meta["params"].get("generator")
-    discriminator_name = explainer.meta["params"].get("discriminator")
     weights = explainer.backend_.get_weights()
     store = weight_files_of(explainer.backend_)
     files, weight_format = store.write_weights(weights, directory), store.weight_format
@@ -193,9 +109,9 @@ def save(explainer: "CounteRGAN", path: PathLike) -> None:
         "package_version": __version__,
         "class": type(explainer).__name__,
         "backend": explainer.backend_.name,
-        "params": to_json_value(constructor_params(explainer), "params"),
+        "params": explainer.config.to_json(),
         "white_box": explainer.white_box,
-        "custom_networks": {"generator": generator_name, "discriminator": discriminator_name},
+        "custom_networks": explainer.config.custom_networks(),
         "n_classes": explainer.n_classes_,
         "space": to_json_value(explainer.space_.to_config(), "space"),
         "weights": {"format": weight_format, "files": files},
@@ -320,39 +236,10 @@ def load(path: PathLike, predictor: Any, *, generator: Any = None, discriminator
 
     directory = Path(path)
     config = read_config(directory)
-    params = from_json_value(config["params"])
-    white_box = bool(config["white_box"])
-    backend_name = config["backend"]
-    for what, given in (("generator", generator), ("discriminator", discriminator)):
-        custom = config.get("custom_networks", {}).get(what)
-        if custom is not None and given is None:
-            raise ValueError(f"This CounteRGAN was trained with a custom {what} ({custom}): load it with "
-                             f"alibi_countergan.saving.load(path, predictor, {what}=...) and a new instance of that "
-                             f"network.")
-        if custom is None and given is not None:
-            raise ValueError(f"This CounteRGAN was trained with the default {what}; do not pass one.")
-    if not callable(predictor):
-        raise ValueError(f"predictor must be callable (a model or a function), got {type(predictor).__name__}.")
-    if white_box and framework_of(predictor) != backend_name:
-        expected = "a torch.nn.Module" if backend_name == "pytorch" else "a tf.keras.Model"
-        raise ValueError(f"This CounteRGAN was trained white-box with the {backend_name} backend: load it with the "
-                         f"classifier as {expected} returning class probabilities, got "
-                         f"{framework_or_type(predictor)}.")
-    saved_method = params.pop("method")
-    explainer = CounteRGAN(predictor, **params, method="white-box" if white_box else "black-box",
-                           generator=generator, discriminator=discriminator)
-    explainer.method = saved_method
-    space = FeatureSpace.from_config(from_json_value(config["space"]))
-    n_classes = int(config["n_classes"])
-    explainer._install(space, n_classes)
+    explainer = CounteRGAN.from_config(config, predictor, generator=generator, discriminator=discriminator)
     _read_weights(explainer, directory, config["weights"])
     if probe:
-        _probe_predictor(explainer, space, n_classes)
-    explainer.history_ = from_json_value(config.get("history", []))
-    explainer.meta = from_json_value(config["meta"])
-    explainer.meta["params"].setdefault("n_threads", explainer.n_threads)  # saves made before n_threads existed
-    for key, value in explainer.meta.items():  # alibi's Base exposes the metadata keys as attributes
-        setattr(explainer, key, value)
+        _probe_predictor(explainer, explainer.space_, explainer.n_classes_)
     return explainer
 
 
@@ -364,14 +251,6 @@ def _probe_predictor(explainer: "CounteRGAN", space: FeatureSpace, n_classes: in
     except ValueError as err:
         raise ValueError(f"The predictor does not fit this saved CounteRGAN (checked on one instance at load time): "
                          f"{err}") from None
-
-
-def framework_or_type(predictor: Any) -> str:
-    """A short description of a predictor for error messages."""
-    from alibi_countergan.validation import describe_callable
-
-    framework = framework_of(predictor)
-    return f"a {framework} model" if framework is not None else describe_callable(predictor)
 
 
 _DAMAGED_ADVICE = ("Copy the saved directory again from where explainer.save wrote it, or fit and save the explainer "

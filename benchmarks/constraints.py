@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from alibi_countergan import CounteRGAN, classifiers
-from alibi_countergan.constraints import violations
 from alibi_countergan.datasets import TabularData, load_compas, load_pima
+from alibi_countergan.metrics import violations
 
 
 def run(name: str, data: TabularData, constraints: Dict, hidden: Sequence[int], epochs: int, steps: int,

@@ -16,7 +16,7 @@ pytest.importorskip("torch")
 pytest.importorskip("tensorflow")
 
 from alibi_countergan.backends import NetworkSpec, TrainingSpec, load_backend  # noqa: E402
-from alibi_countergan.constraints import build_feature_space  # noqa: E402
+from alibi_countergan.features import build_feature_space  # noqa: E402
 from alibi_countergan.layout import ImageLayout  # noqa: E402
 from alibi_countergan.testing import KerasFramework, TorchFramework  # noqa: E402
 from alibi_countergan.training import BatchSampler  # noqa: E402

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 
 from alibi_countergan import CounteRGAN
 from alibi_countergan.backends.pytorch import TorchOps
-from alibi_countergan.constraints import build_feature_space, project, violations
+from alibi_countergan.constraints import project
 from alibi_countergan.fairness import fairness_probe
+from alibi_countergan.features import build_feature_space
+from alibi_countergan.metrics import violations
 from alibi_countergan.ops import NUMPY_OPS
 
 OPS = {"numpy": NUMPY_OPS, "pytorch": TorchOps(torch.device("cpu"))}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from alibi_countergan import CounteRGAN
-from alibi_countergan.constraints import violations
+from alibi_countergan.metrics import violations
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_a_categorical_variable_is_named_as_a_whole(backend, compas, compas_mode
                            feature_names=data.feature_names, immutable_features=["sex", "race"],
                            train_steps=100, verbose=False)
     columns = [j for j, name in enumerate(data.feature_names) if name.split("=")[0] in ("sex", "race")]
-    assert sorted(explainer._immutable) == columns
+    assert sorted(explainer.config.constraints.immutable) == columns
     explainer.fit(X_train)
     X = X_test[predict(X_test).argmax(1) == 0][:50]
     charge = [j for j, name in enumerate(data.feature_names) if name.startswith("c_charge_degree=")]

@@ -9,7 +9,7 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 
 from alibi_countergan import metrics
-from alibi_countergan.constraints import build_feature_space
+from alibi_countergan.features import build_feature_space
 
 
 @pytest.fixture(scope="module")

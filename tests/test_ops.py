@@ -10,7 +10,9 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
-from alibi_countergan.constraints import build_feature_space, project, violations
+from alibi_countergan.constraints import project
+from alibi_countergan.features import build_feature_space
+from alibi_countergan.metrics import violations
 from alibi_countergan.ops import NUMPY_OPS
 from alibi_countergan.training import BatchSampler
 from alibi_countergan.value import LossWeights, TensorBatch, discriminator_objective, generator_objective

@@ -6,7 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alibi_countergan import CounteRGAN
-from alibi_countergan.constraints import build_feature_space, change_cost, project, violations
+from alibi_countergan.constraints import change_cost, project
+from alibi_countergan.features import build_feature_space
+from alibi_countergan.metrics import violations
 from alibi_countergan.ops import NUMPY_OPS
 from alibi_countergan.refine import BOUNDARY_MARGIN, Criterion, Refiner
 

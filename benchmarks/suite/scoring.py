@@ -7,7 +7,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from alibi_countergan import metrics
-from alibi_countergan.constraints import FeatureSpace, build_feature_space, onehot_groups
+from alibi_countergan.constraints import FeatureSpace
+from alibi_countergan.features import build_feature_space, onehot_groups
 from alibi_countergan.ops import NUMPY_OPS
 from benchmarks.suite.data import Dataset, load
 from benchmarks.suite.methods import Method, methods

@@ -1,0 +1,76 @@
+"""The parameters object: checked once, one source for the attributes, ``meta["params"]`` and the save file."""
+
+import inspect
+import json
+
+import attrs
+import numpy as np
+import pytest
+
+from alibi_countergan import CounteRGAN
+from alibi_countergan.params import CounteRGANConfig
+
+
+def _predict(x: np.ndarray) -> np.ndarray:
+    p = 1 / (1 + np.exp(-np.asarray(x, dtype=np.float64)[:, 0]))
+    return np.stack([1 - p, p], axis=1)
+
+
+NAMES = [f"f{i}" for i in range(6)]
+TRICKY = dict(feature_names=NAMES, cat_vars={np.int64(3): 3}, monotone={"f1": "increasing", 2: -1},
+              immutable_features=("f0",), ordinal_features={"f2": (0.0, 1.0, 5.0)}, real_weight_power=float("inf"),
+              feature_range=(np.zeros(6, dtype=np.float32), np.full(6, 9.0)), target_class=[1], learning_rate=1,
+              random_mask_rate=0.2, n_threads=2, seed=np.int64(4))
+
+
+def test_the_save_files_parameters_round_trip_through_json_exactly():
+    explainer = CounteRGAN(_predict, (1, 6), backend="pytorch", verbose=False, **TRICKY)
+    text = json.dumps(explainer.config.to_json(), allow_nan=False)
+    back = CounteRGANConfig.from_json(json.loads(text))
+    for name in CounteRGANConfig.names(saved=True):
+        a, b = getattr(explainer.config, name), getattr(back, name)
+        assert type(a) is type(b), name
+        if name == "feature_range":
+            assert all(x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(a, b))
+        else:
+            assert a == b, name
+    assert explainer.cat_vars == {3: 3} and type(explainer.seed) is int and explainer.learning_rate == 1.0
+
+
+def test_meta_and_the_save_file_render_the_same_fields():
+    explainer = CounteRGAN(_predict, (1, 6), backend="pytorch", verbose=False, **TRICKY)
+    meta, saved = explainer.meta["params"], explainer.config.to_json()
+    assert set(CounteRGANConfig.names()) <= set(meta)
+    assert set(saved) == set(CounteRGANConfig.names()) - {"generator", "discriminator", "callbacks"}
+    assert json.loads(json.dumps(meta, allow_nan=False)) == meta  # plain JSON, as alibi's metadata is
+    assert meta["real_weight_power"] == "inf" and meta["cat_vars"] == {"3": 3} and meta["shape"] == [6]
+    assert meta["white_box"] is False and meta["target_proba"] is None
+
+
+def test_assigning_a_parameter_checks_it_and_updates_meta():
+    explainer = CounteRGAN(_predict, (1, 6), backend="pytorch", verbose=False, feature_names=NAMES)
+    explainer.seed = 7
+    assert explainer.seed == 7 and explainer.config.seed == 7 and explainer.meta["params"]["seed"] == 7
+    with pytest.raises(ValueError, match="train_steps must be an integer >= 1, got 0"):
+        explainer.train_steps = 0
+    with pytest.raises(ValueError, match="unknown feature name 'nope'"):
+        explainer.set_params(immutable_features=["nope"])
+    assert explainer.train_steps == 1000 and explainer.immutable_features == []
+    with pytest.raises(ValueError, match=r"\['epochs'\] are not parameters of CounteRGAN"):
+        explainer.set_params(epochs=3)
+
+
+def test_a_save_with_a_parameter_this_version_does_not_know_is_refused():
+    params = CounteRGANConfig(shape=(1, 6), backend="pytorch").to_json()
+    params["momentum"] = 0.9
+    with pytest.raises(ValueError, match=r"saved parameters \['momentum'\] are not parameters"):
+        CounteRGANConfig.from_json(params)
+
+
+def test_the_constructor_takes_exactly_the_configs_parameters_with_the_same_defaults():
+    signature = inspect.signature(CounteRGAN.__init__).parameters
+    names = [name for name in signature if name not in ("self", "predictor")]
+    assert names == CounteRGANConfig.names()  # a constructor argument without a field would be dropped
+    fields = attrs.fields_dict(CounteRGANConfig)
+    for name in names[1:]:
+        assert fields[name].default == signature[name].default, name
