@@ -19,7 +19,9 @@ format instead, which is not what the test is for. It writes, next to itself:
     hidden layer of :data:`SMALL` units), immutable and ordinal features.
 ``expected.npz``
     The inputs (``{name}/X``) and, per target, the counterfactuals the saved explainers gave
-    (``{name}/{target}/{X,class,proba}``).
+    (``{name}/{target}/{X,class,proba}``). The generator's own output (``{name}/{target}/raw/{X,class,proba}``,
+    ``explain(..., refine=False)``) was added afterwards with the same release, by loading these saves and
+    explaining the same inputs again (its refined output was checked to be reproduced first).
 """
 
 import sys
