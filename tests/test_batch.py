@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from alibi_countergan.constraints import build_feature_space
+from alibi_countergan.features import build_feature_space
 from alibi_countergan.training import BatchSampler
 from alibi_countergan.value import Batch
 
