@@ -17,8 +17,9 @@ batched predictor calls (no gradients, so black-box predictors work the same), i
    With many changed variables (images) the order is the size of each change instead, and a few
    fractions of the smallest changes are reverted.
 3. **Shrink** what is left towards the original: the smallest scale ``s`` of the residual in ``(0, 1]``
-   that keeps the target, to 1/125, found by a multi-point bisection of about :data:`SHRINK_CALL_ROWS`
-   candidates per call (one call with every scale for up to 16 rows, two or three calls for larger batches).
+   that keeps the target, to 1/125, found by a multi-point bisection of about :data:`SHRINK_CALL_VALUES`
+   values per call (one call with every scale for one row of up to 16 features, three calls of 4 scales for
+   images and large batches).
 
 Every candidate is built by :func:`~alibi_countergan.constraints.project`, the projection that enforces
 the constraints on the generator's output, so one-hot groups, ordinal grids, monotone directions, feature
@@ -41,8 +42,10 @@ from alibi_countergan.ops import NUMPY_OPS
 BOUNDARY_MARGIN = 0.05
 """Default margin: the target's probability must exceed every other class's by this much."""
 
-SHRINK_CALL_ROWS = 2048
-"""The shrinking search evaluates about this many candidates per call (at least 4 scales per row)."""
+SHRINK_CALL_VALUES = 2048
+"""The shrinking search's candidates per call hold about this many values (rows times features), and at least
+4 scales per row. A call's fixed cost dominates for a few tabular rows (one call with every scale is then
+cheapest), the rows' cost for images (a few scales per call, three calls, are then cheapest)."""
 
 GROW_SCALES = (1.5, 2.0, 3.0)
 """Scales of the residual tried when a counterfactual misses its target."""
@@ -160,8 +163,8 @@ class Refiner:
     shrink_resolution
         The shrinking search finds the scale to within ``1 / shrink_resolution``. Each round evaluates
         ``m`` scales per row in one call and narrows the interval ``m + 1`` times: small batches take more
-        scales per round (up to ``shrink_resolution - 1``, one round) and large batches 4 per round and more
-        rounds, so a call holds about :data:`SHRINK_CALL_ROWS` rows, or 4 per row for large batches.
+        scales per round (up to ``shrink_resolution - 1``, one round) and large batches or images 4 per round
+        and more rounds, so a call holds about :data:`SHRINK_CALL_VALUES` values, or 4 rows per row.
     max_exact_variables
         Up to this many changed variables per row, every single-variable reversal is scored; beyond it
         (images), changes are reverted smallest first. Rows with more mutable variables than this skip the
@@ -344,8 +347,8 @@ class Refiner:
     def _shrink(self, x: np.ndarray, targets: np.ndarray, mask: np.ndarray, cf: np.ndarray,
                 proba: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         n = len(x)
-        # small batches: every scale on the grid in one call; larger ones: a few scales per row per call
-        m = int(np.clip(SHRINK_CALL_ROWS // n, 4, self.shrink_resolution - 1))
+        # a few tabular rows: every scale on the grid in one call; more rows or images: a few scales per call
+        m = int(np.clip(SHRINK_CALL_VALUES // (n * x.shape[1]), 4, self.shrink_resolution - 1))
         rounds = int(np.ceil(np.log(self.shrink_resolution) / np.log(m + 1) - 1e-9))
         lo, hi = np.zeros(n), np.ones(n)
         best, best_proba = cf.copy(), proba.copy()
