@@ -17,9 +17,9 @@ batched predictor calls (no gradients, so black-box predictors work the same), i
    With many changed variables (images) the order is the size of each change instead, and a few
    fractions of the smallest changes are reverted.
 3. **Shrink** what is left towards the original: the smallest scale ``s`` of the residual in ``(0, 1]``
-   that keeps the target, to 1/125, found by a multi-point bisection (one call with every scale for rows of
-   up to 16 features, three calls of 4 scales for images; see :data:`SHRINK_ROW_VALUES`); a row is searched
-   as when it is alone unless the batch is large (:data:`SHRINK_CALL_VALUES`).
+   that keeps the target, to 1/125: one call with every scale for rows of up to 16 features in batches of
+   up to 33 rows, otherwise a bisection of three calls of 4 scales (:data:`SHRINK_ROW_VALUES`,
+   :data:`SHRINK_CALL_VALUES`); both search the same grid.
 
 Every candidate is built by :func:`~alibi_countergan.constraints.project`, the projection that enforces
 the constraints on the generator's output, so one-hot groups, ordinal grids, monotone directions, feature
@@ -43,13 +43,12 @@ BOUNDARY_MARGIN = 0.05
 """Default margin: the target's probability must exceed every other class's by this much."""
 
 SHRINK_ROW_VALUES = 2048
-"""The shrinking search's scales per row and call hold about this many values (scales times features), and
-at least 4: a call's fixed cost dominates for a tabular row (one call with every scale is then cheapest),
-the rows' cost for an image (three calls of 4 scales are then cheapest)."""
+"""A row whose every scale fits in this many values (scales times features) is shrunk in one call with every
+scale (a call's fixed cost dominates for a narrow tabular row); wider rows (images) take three calls of 4
+scales, the same grid of 1/125."""
 
 SHRINK_CALL_VALUES = 2 ** 16
-"""Batches whose shrinking calls would hold more values than this take fewer scales per row and more calls
-(at least 4 scales per row). Below it a row is searched exactly as when it is explained alone."""
+"""Batches whose one-call search would hold more values than this take three calls of 4 scales per row."""
 
 GROW_SCALES = (1.5, 2.0, 3.0)
 """Scales of the residual tried when a counterfactual misses its target."""
@@ -167,8 +166,8 @@ class Refiner:
     shrink_resolution
         The shrinking search finds the scale to within ``1 / shrink_resolution``. Each round evaluates
         ``m`` scales per row in one call and narrows the interval ``m + 1`` times: small batches take more
-        scales per round (up to ``shrink_resolution - 1``, one round), images and large batches fewer per
-        round and more rounds (see :data:`SHRINK_ROW_VALUES` and :data:`SHRINK_CALL_VALUES`).
+        scales in one round (``shrink_resolution - 1``), images and large batches 4 per round and more rounds
+        (see :data:`SHRINK_ROW_VALUES` and :data:`SHRINK_CALL_VALUES`).
     max_exact_variables
         Up to this many changed variables per row, every single-variable reversal is scored; beyond it
         (images), changes are reverted smallest first. Rows with more mutable variables than this skip the
@@ -351,11 +350,10 @@ class Refiner:
     def _shrink(self, x: np.ndarray, targets: np.ndarray, mask: np.ndarray, cf: np.ndarray,
                 proba: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         n = len(x)
-        # a tabular row: every scale on the grid in one call; an image: 4 per call; large batches: fewer per row
-        d = x.shape[1]
-        m = int(np.clip(SHRINK_ROW_VALUES // d, 4, self.shrink_resolution - 1))
-        if n * m * d > SHRINK_CALL_VALUES:
-            m = int(np.clip(SHRINK_CALL_VALUES // (n * d), 4, m))
+        # a narrow tabular row: every scale on the grid in one call; otherwise 4 scales per call. Only these two
+        # (both on the grid of 1/125) so that a row's result does not depend on the size of its batch
+        d, every = x.shape[1], self.shrink_resolution - 1
+        m = every if every * d <= SHRINK_ROW_VALUES and n * every * d <= SHRINK_CALL_VALUES else 4
         rounds = int(np.ceil(np.log(self.shrink_resolution) / np.log(m + 1) - 1e-9))
         lo, hi = np.zeros(n), np.ones(n)
         best, best_proba = cf.copy(), proba.copy()
