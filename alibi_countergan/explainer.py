@@ -667,7 +667,7 @@ class CounteRGAN(Explainer, FitMixin):
             todo = np.flatnonzero(orig_proba.argmax(axis=1) != targets)
             if todo.size:
                 cf_flat[todo], cf_proba[todo] = refiner.refine(
-                    flat[todo], cf_flat[todo], targets[todo], mask[todo], cf_proba[todo])
+                    flat[todo], cf_flat[todo], targets[todo], mask[todo], cf_proba[todo], orig_proba[todo])
         diverse = None
         if n_counterfactuals > 1:
             found = diverse_counterfactuals(flat, cf_flat, cf_proba, targets, mask, refiner, self._counterfactuals,
