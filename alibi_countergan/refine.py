@@ -51,8 +51,8 @@ BOUNDARY_MARGIN = 0.05
 
 SHRINK_ROW_VALUES = 2048
 """A row whose every scale fits in this many values (scales times features) is shrunk in one call with every
-scale (a call's fixed cost dominates for a narrow tabular row); wider rows (images) take three calls of 4
-scales, the same grid of 1/125."""
+scale (a call's fixed cost dominates for a narrow tabular row); wider rows take three calls of 4 scales, the
+same grid of 1/125 (images are shrunk by interpolation instead, see :data:`INTERPOLATION_ROUNDS`)."""
 
 SHRINK_CALL_VALUES = 2 ** 16
 """Batches whose one-call search would hold more values than this take three calls of 4 scales per row."""
@@ -182,10 +182,10 @@ class Refiner:
     regenerate
         The generator applied to flat rows (for the repair stage); None skips that candidate.
     shrink_resolution
-        The shrinking search finds the scale to within ``1 / shrink_resolution``. Each round evaluates
-        ``m`` scales per row in one call and narrows the interval ``m + 1`` times: small batches take more
-        scales in one round (``shrink_resolution - 1``), images and large batches 4 per round and more rounds
-        (see :data:`SHRINK_ROW_VALUES` and :data:`SHRINK_CALL_VALUES`).
+        The grid search of rows that are not wide finds the scale to within ``1 / shrink_resolution``. Each
+        round evaluates ``m`` scales per row in one call and narrows the interval ``m + 1`` times: narrow rows in
+        small batches take every scale in one round (``shrink_resolution - 1``), wider rows and large batches 4
+        per round and more rounds (see :data:`SHRINK_ROW_VALUES` and :data:`SHRINK_CALL_VALUES`).
     max_exact_variables
         Rows with up to this many variables get the drop stage (every single-variable reversal is scored) and
         the grid search of the shrink stage; wider rows (images) skip the drop stage and are shrunk by
