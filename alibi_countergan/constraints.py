@@ -51,6 +51,11 @@ class FeatureSpace:
         One-hot groups as ``(start, stop)`` column ranges.
     grids
         Ordinal features: ``(column, sorted grid of allowed values)``.
+    min_change
+        Smallest change kept, in units of spread.
+    category_costs
+        Cost of switching each one-hot group's category, in the order of ``groups`` (empty: 1 for every group),
+        in the units of a numeric change of one spread.
     """
 
     center: np.ndarray
@@ -63,6 +68,7 @@ class FeatureSpace:
     groups: Tuple[Tuple[int, int], ...] = ()
     grids: Tuple[Tuple[int, np.ndarray], ...] = field(default=())
     min_change: float = 0.0
+    category_costs: Tuple[float, ...] = ()
 
     @property
     def n_features(self) -> int:
@@ -76,10 +82,12 @@ class FeatureSpace:
             return ops.constant(np.asarray(a, dtype=np.float32).reshape(1, -1))
 
         grouped = np.zeros(self.n_features, dtype=bool)
-        for start, stop in self.groups:
+        cost_scale = 1.0 / self.spread
+        for (start, stop), cost in zip(self.groups, self.group_costs):
             grouped[start:stop] = True
+            cost_scale[start:stop] = cost / 2.0  # a switch moves two columns by 1
         return SpaceTensors(
-            cost_scale=row(np.where(grouped, 0.5, 1.0 / self.spread)),
+            cost_scale=row(cost_scale),
             numeric=row(1.0 - grouped),
             n_variables=self.n_features - sum(stop - start - 1 for start, stop in self.groups),
             center=row(self.center),
@@ -93,6 +101,11 @@ class FeatureSpace:
             grids=tuple((j, ops.constant(g.astype(np.float32))) for j, g in self.grids),
             min_change=self.min_change,
         )
+
+    @property
+    def group_costs(self) -> Tuple[float, ...]:
+        """Cost of switching each one-hot group's category (``category_costs``, or 1 for every group)."""
+        return self.category_costs if self.category_costs else (1.0,) * len(self.groups)
 
     def to_config(self) -> Dict[str, Any]:
         """The fields as a dict of arrays, tuples and numbers (:mod:`alibi_countergan.jsonvalue` writes it as JSON)."""
@@ -116,6 +129,7 @@ class FeatureSpace:
             groups=tuple((int(s), int(e)) for s, e in config["groups"]),
             grids=tuple((int(j), np.asarray(g, dtype=np.float32)) for j, g in config["grids"]),
             min_change=float(config["min_change"]),
+            category_costs=tuple(float(c) for c in config.get("category_costs", ())),
         )
 
     def with_mutable(self, mutable: np.ndarray) -> "FeatureSpace":
@@ -139,7 +153,8 @@ class SpaceTensors:
     min_change: float = 0.0
     cost_scale: Tensor = None
     """Per column, the weight of ``|cf - x|`` in a counterfactual's cost: ``1 / spread`` for numeric
-    columns, 1/2 for one-hot columns (a switched category costs 1, once per variable)."""
+    columns, half the group's category cost for one-hot columns (a switch moves two columns, so it costs the
+    category cost once per variable; 1 by default)."""
     n_variables: int = 0
     """Number of variables: numeric columns, plus one per one-hot group."""
     numeric: Tensor = None
@@ -148,7 +163,8 @@ class SpaceTensors:
 
 def change_cost(ops: Ops, x: Tensor, cf: Tensor, space: SpaceTensors) -> Tensor:
     """Each row's cost of changing ``x`` into ``cf``, averaged over the variables: ``|change| / spread`` per
-    numeric feature and 1 per switched category (so a categorical variable counts once, whatever its size)."""
+    numeric feature and the category cost (1 by default) per switched category, so a categorical variable
+    counts once, whatever its size."""
     return ops.sum(ops.abs(cf - x) * space.cost_scale, axis=1) / float(max(1, space.n_variables))
 
 

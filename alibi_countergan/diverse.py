@@ -65,7 +65,7 @@ def diverse_counterfactuals(x: np.ndarray, cf: np.ndarray, proba: np.ndarray, ta
     Every counterfactual found (the first ones included), duplicates removed.
     """
     v = refiner.variables
-    changed = v.costs(x, cf, refiner.space.spread) > 0
+    changed = refiner.variable_costs(x, cf) > 0
     rows, var = np.nonzero(changed)
     owner, found, found_proba = [np.arange(len(x))], [cf], [proba]
     if rows.size:
@@ -116,7 +116,7 @@ def describe(alternatives: Alternatives, picks: np.ndarray, x_row: np.ndarray, s
     """
     v = refiner.variables
     cf = alternatives.cf[picks]
-    changed = v.costs(np.broadcast_to(x_row, cf.shape), cf, refiner.space.spread) > 0
+    changed = refiner.variable_costs(np.broadcast_to(x_row, cf.shape), cf) > 0
     names = [_variable_name(int(s), v.is_group[i], feature_names) for i, s in enumerate(v.starts)]
     per_cf = [[names[j] for j in np.flatnonzero(row)] for row in changed]
     pairs = [(a, b) for a in range(len(cf)) for b in range(a + 1, len(cf))]

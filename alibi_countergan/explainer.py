@@ -93,6 +93,7 @@ class CounteRGAN(Explainer, FitMixin):
     cat_vars = Parameter[Dict[int, int]]()
     ohe = Parameter[bool]()
     ordinal_features = Parameter[Union[Sequence[FeatureKey], Mapping[FeatureKey, Sequence[float]], None]]()
+    category_cost = Parameter[Union[float, Dict[FeatureKey, float]]]()
     random_mask_rate = Parameter[Optional[float]]()
     train_steps = Parameter[int]()
     batch_size = Parameter[int]()
@@ -132,6 +133,7 @@ class CounteRGAN(Explainer, FitMixin):
         cat_vars: Optional[Mapping[int, int]] = None,
         ohe: bool = True,
         ordinal_features: Union[Sequence[FeatureKey], Mapping[FeatureKey, Sequence[float]], None] = None,
+        category_cost: Union[float, Mapping[FeatureKey, float]] = 1.0,
         random_mask_rate: Optional[float] = None,
         train_steps: int = 1000,
         batch_size: int = 256,
@@ -207,6 +209,13 @@ class CounteRGAN(Explainer, FitMixin):
         ordinal_features
             Features whose counterfactual values must stay on a grid: a list of features (the grid is
             the set of values seen in the fit data, e.g. counts and ages) or ``{feature: grid}``.
+        category_cost
+            What switching the category of a one-hot categorical variable costs, in the units of a numeric
+            change of one standard deviation of the fit data: one positive number for every categorical
+            variable, or ``{variable: cost}`` (by its variable name or any of its columns; the others cost 1).
+            Training and the refinement both minimise this cost, so a higher cost makes counterfactuals
+            prefer numeric changes to switching that category. A category that must never change belongs in
+            ``immutable_features`` instead.
         random_mask_rate
             Share of training rows that also get a random subset of their mutable features frozen, so
             that the generator learns to act through the others when ``explain(...,
@@ -479,7 +488,7 @@ class CounteRGAN(Explainer, FitMixin):
             flat, channel_index=image.channel_index() if image is not None else None,
             feature_shape=self.feature_shape, feature_range=self.feature_range, immutable=constraints.immutable,
             monotone=constraints.monotone, groups=constraints.groups, grids=constraints.fit_grids(flat),
-            min_change=self.min_change)
+            min_change=self.min_change, category_costs=constraints.category_costs)
 
     def _install(self, space: FeatureSpace, n_classes: int, build_seed: Optional[int] = None,
                  activate: bool = True) -> Dict[str, Any]:
@@ -631,9 +640,10 @@ class CounteRGAN(Explainer, FitMixin):
             target (even after the refinement's repair) has ``success`` False: its ``cf`` entries then hold
             the closest attempt, not a recourse. With ``n_counterfactuals > 1``, ``counterfactuals`` holds,
             per instance (a list of them for a batch), a dict with the ranked counterfactuals' ``X``
-            (``(k,) + shape[1:]``), ``class``, ``proba``, ``cost`` (L1 in units of each feature's spread plus
-            1 per changed category), ``valid``, ``changed`` (the variables each one changes), and their
-            diversity: ``mean_pairwise_distance`` (mean cost between two of them) and ``features_used``.
+            (``(k,) + shape[1:]``), ``class``, ``proba``, ``cost`` (L1 in units of each feature's spread
+            plus the category cost of each changed category, 1 by default), ``valid``, ``changed`` (the
+            variables each one changes), and their diversity: ``mean_pairwise_distance`` (mean cost between
+            two of them) and ``features_used``.
 
         Raises
         ------

@@ -157,6 +157,7 @@ def build_feature_space(
     groups: Tuple[Tuple[int, int], ...],
     grids: Mapping[int, np.ndarray],
     min_change: float = 0.0,
+    category_costs: Tuple[float, ...] = (),
 ) -> FeatureSpace:
     """Statistics of the fit data combined with the constraints.
 
@@ -183,6 +184,8 @@ def build_feature_space(
         Column index -> allowed values of an ordinal feature.
     min_change
         Smallest change kept, in units of spread; smaller ones are dropped (exact sparsity).
+    category_costs
+        Cost of switching each group's category, in the order of ``groups`` (empty: 1 for every group).
 
     Returns
     -------
@@ -226,7 +229,7 @@ def build_feature_space(
         lower=lower.astype(f32), upper=upper.astype(f32),
         mutable=mutable, increase=increase, decrease=decrease, groups=groups,
         grids=tuple((j, np.unique(np.asarray(g, dtype=f32))) for j, g in sorted(grids.items())),
-        min_change=float(min_change),
+        min_change=float(min_change), category_costs=tuple(category_costs),
     )
 
 
@@ -295,6 +298,8 @@ class UserConstraints:
         feature's grid (None: the values seen in the fit data).
     codes
         The categorical columns of integer codes (``ohe=False``), whose fit data must lie on their grid.
+    category_costs
+        Cost of switching each group's category, in the order of ``groups`` (empty: 1 for every group).
     """
 
     groups: Tuple[Tuple[int, int], ...]
@@ -302,6 +307,7 @@ class UserConstraints:
     monotone: Dict[int, int]
     grids: Dict[int, Optional[np.ndarray]]
     codes: Tuple[int, ...]
+    category_costs: Tuple[float, ...] = ()
 
     def fit_grids(self, x: np.ndarray) -> Dict[int, np.ndarray]:
         """Every grid, with the fit data's values for the ordinal features given without one.
@@ -331,7 +337,7 @@ class UserConstraints:
 
 def parse_constraints(n_features: int, feature_names: Optional[Sequence[str]], cat_vars: Mapping[int, int],
                       ohe: bool, immutable_features: Sequence[FeatureKey], monotone: Optional[MonotoneSpec],
-                      ordinal_features: Any) -> UserConstraints:
+                      ordinal_features: Any, category_cost: Any = 1.0) -> UserConstraints:
     """Resolve an explainer's constraint parameters to column indices (see ``CounteRGAN``'s parameters).
 
     Parameters
@@ -344,8 +350,8 @@ def parse_constraints(n_features: int, feature_names: Optional[Sequence[str]], c
         alibi's ``{first_column: n_categories}``.
     ohe
         Whether ``cat_vars`` are one-hot groups (else single columns of integer codes).
-    immutable_features, monotone, ordinal_features
-        As the explainer takes them.
+    immutable_features, monotone, ordinal_features, category_cost
+        As the explainer takes them (``category_cost`` checked: a positive number, or a mapping to them).
 
     Returns
     -------
@@ -367,4 +373,24 @@ def parse_constraints(n_features: int, feature_names: Optional[Sequence[str]], c
             raise ValueError(f"cat_vars: column {j} is out of range for {n_features} features.")
     codes = tuple(grids)
     grids.update(parse_ordinal(ordinal_features, n_features, feature_names, groups))
-    return UserConstraints(groups=groups, immutable=immutable, monotone=directions, grids=grids, codes=codes)
+    return UserConstraints(groups=groups, immutable=immutable, monotone=directions, grids=grids, codes=codes,
+                           category_costs=parse_category_costs(category_cost, n_features, feature_names, groups))
+
+
+def parse_category_costs(category_cost: Any, n_features: int, feature_names: Optional[Sequence[str]],
+                         groups: Sequence[Tuple[int, int]]) -> Tuple[float, ...]:
+    """The cost of switching each one-hot group's category, in the order of ``groups``, from the user's
+    ``category_cost`` (a number for every group, or ``{variable: cost}`` with 1 for the others); empty when
+    every cost is 1."""
+    if not isinstance(category_cost, Mapping):
+        costs = [float(category_cost)] * len(groups)
+    else:
+        costs = [1.0] * len(groups)
+        for key, cost in category_cost.items():
+            columns = resolve_features([key], n_features, feature_names, "category_cost", groups)
+            group = [i for i, (start, stop) in enumerate(groups) if start <= columns[0] < stop]
+            if not group:
+                raise ValueError(f"category_cost: {key!r} is not a one-hot categorical variable (declare its group "
+                                 f"in cat_vars); a numeric feature's cost is its change in standard deviations.")
+            costs[group[0]] = float(cost)
+    return () if all(c == 1.0 for c in costs) else tuple(costs)

@@ -61,6 +61,13 @@ def _number(*, positive: bool = False, allow_inf: bool = False, at_most_one: boo
     return check
 
 
+def _category_cost(name: str, value: Any) -> Union[float, Dict[FeatureKey, float]]:
+    """One positive cost for every categorical variable, or ``{variable: positive cost}`` (the others cost 1)."""
+    if isinstance(value, Mapping):
+        return {key: check_number(f"{name}[{key!r}]", cost, positive=True) for key, cost in value.items()}
+    return check_number(name, value, positive=True)
+
+
 def _optional(check: Check, *, keep: bool = False) -> Check:
     """None, or a value passing ``check``; with ``keep`` the value is stored as given, not as converted."""
 
@@ -193,6 +200,7 @@ class CounteRGANConfig:
     cat_vars: Dict[int, int] = _param(None, _cat_vars)
     ohe: bool = _param(True, _flag)
     ordinal_features: Union[Sequence[FeatureKey], Mapping[FeatureKey, Sequence[float]], None] = _param(None)
+    category_cost: Union[float, Dict[FeatureKey, float]] = _param(1.0, _category_cost)
     random_mask_rate: Optional[float] = _param(None, _optional(_number(at_most_one=True), keep=True))
     train_steps: int = _param(1000, _integer(1))
     batch_size: int = _param(256, _integer(2))
@@ -226,7 +234,8 @@ class CounteRGANConfig:
         if self.feature_names is not None and len(self.feature_names) != n_features:
             raise ValueError(f"feature_names has {len(self.feature_names)} names for {n_features} features.")
         constraints = parse_constraints(n_features, self.feature_names, self.cat_vars, self.ohe,
-                                        self.immutable_features, self.monotone, self.ordinal_features)
+                                        self.immutable_features, self.monotone, self.ordinal_features,
+                                        self.category_cost)
         image = None
         if self.generator is None or self.discriminator is None or len(feature_shape) in (2, 3):
             image = detect_layout(feature_shape, self.data_format)

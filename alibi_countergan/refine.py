@@ -11,9 +11,11 @@ batched predictor calls (no gradients, so black-box predictors work the same), i
    each other category) and the move that brings the row closest to its target is kept (one call per
    round; tabular data only, up to ``max_exact_variables`` mutable variables).
 2. **Drop** the changed variables (a numeric feature, or a one-hot categorical variable as a whole) that
-   the target does not need. Every single-variable reversal is scored in one call; the variables are then
-   reverted cumulatively, two or more, least needed first (most costly first among equals), and the
-   cheapest candidate, single reversals included, that still reaches the target is kept: a second call.
+   the target does not need. A row that changes up to :data:`EXHAUSTIVE_DROP_VARIABLES` (5) variables has
+   every subset of them reverted, in one call, and the cheapest candidate that still reaches the target is
+   kept: the best choice of variables to keep, not an approximation. A row that changes more has every
+   single-variable reversal scored in that call; its variables are then reverted cumulatively, two or
+   more, least needed first (most costly first among equals), in a second call.
 3. **Shrink** what is left towards the original: the smallest scale ``s`` of the residual in ``(0, 1]``
    that keeps the target, to 1/125: one call with every scale for rows of up to 16 features in batches of
    up to 33 rows, otherwise a bisection of three calls of 4 scales (:data:`SHRINK_ROW_VALUES`,
@@ -56,6 +58,11 @@ same grid of 1/125 (images are shrunk by interpolation instead, see :data:`INTER
 
 SHRINK_CALL_VALUES = 2 ** 16
 """Batches whose one-call search would hold more values than this take three calls of 4 scales per row."""
+
+EXHAUSTIVE_DROP_VARIABLES = 5
+"""Rows that change up to this many variables have every subset of them reverted in the drop stage (at most 30
+candidates per row, one call): the cheapest that reaches the target is exact. Rows that change more are
+reverted greedily (two calls)."""
 
 INTERPOLATION_ROUNDS = 3
 """Predictor calls (one candidate per row each) of the shrinking search of wide rows (images)."""
@@ -158,12 +165,19 @@ class Variables:
         """Number of variables."""
         return int(self.starts.size)
 
-    def costs(self, x: np.ndarray, cf: np.ndarray, spread: np.ndarray) -> np.ndarray:
-        """Cost of each variable's change, ``(B, n)``: ``|change| / spread``, and 1 per changed category."""
-        size = np.abs(cf - x) / spread
-        cost = np.add.reduceat(size, self.starts, axis=1) if self.n < x.shape[1] else size
-        changed_group = np.logical_or.reduceat(cf != x, self.starts, axis=1) if self.n < x.shape[1] else cf != x
-        return np.where(self.is_group[None, :], changed_group.astype(size.dtype), cost)
+    def costs(self, x: np.ndarray, cf: np.ndarray, cost_scale: np.ndarray) -> np.ndarray:
+        """Cost of each variable's change, ``(B, n)``: ``|change| * cost_scale`` summed over its columns, so
+        ``|change| / spread`` for a numeric feature and the category cost for a switched category.
+
+        Parameters
+        ----------
+        x, cf
+            Originals and counterfactuals, flat ``(B, n_features)``.
+        cost_scale
+            :attr:`~alibi_countergan.constraints.SpaceTensors.cost_scale` as a numpy array.
+        """
+        size = np.abs(cf - x) * cost_scale
+        return np.add.reduceat(size, self.starts, axis=1) if self.n < x.shape[1] else size
 
 
 class Refiner:
@@ -187,7 +201,7 @@ class Refiner:
         small batches take every scale in one round (``shrink_resolution - 1``), wider rows and large batches 4
         per round and more rounds (see :data:`SHRINK_ROW_VALUES` and :data:`SHRINK_CALL_VALUES`).
     max_exact_variables
-        Rows with up to this many variables get the drop stage (every single-variable reversal is scored) and
+        Rows with up to this many variables get the drop stage (see :data:`EXHAUSTIVE_DROP_VARIABLES`) and
         the grid search of the shrink stage; wider rows (images) skip the drop stage and are shrunk by
         interpolation. Rows with more mutable variables than this skip the coordinate search of the repair
         stage.
@@ -220,8 +234,13 @@ class Refiner:
         return project(NUMPY_OPS, x, u.astype(x.dtype), m.astype(x.dtype), self.tensors, hard=True)
 
     def cost(self, x: np.ndarray, cf: np.ndarray) -> np.ndarray:
-        """Cost of each counterfactual: L1 in units of spread, one per changed categorical variable."""
-        return self.variables.costs(x, cf, self.space.spread).sum(axis=1)
+        """Cost of each counterfactual: L1 in units of spread, plus the category cost of each switched
+        categorical variable (1 by default)."""
+        return self.variable_costs(x, cf).sum(axis=1)
+
+    def variable_costs(self, x: np.ndarray, cf: np.ndarray) -> np.ndarray:
+        """Cost of each variable's change, ``(B, n_variables)`` (see :meth:`Variables.costs`)."""
+        return self.variables.costs(x, cf, self.tensors.cost_scale)
 
     # -- the pipeline ----------------------------------------------------------------------------------
 
@@ -342,31 +361,55 @@ class Refiner:
     def _drop(self, x: np.ndarray, targets: np.ndarray, mask: np.ndarray, cf: np.ndarray,
               proba: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         v = self.variables
-        costs = v.costs(x, cf, self.space.spread)
+        costs = self.variable_costs(x, cf)
         changed = costs > 0
         n_changed = changed.sum(axis=1)
-        most = int(n_changed.max(initial=0))
-        ones = np.ones(len(x))
-        if most <= 1:
-            return cf, proba  # nothing to drop: one changed variable is needed, or the row is its own target
-        # score every single reversal: the higher the slack without a variable, the less it is needed
-        rows, var = np.nonzero(changed)
-        keep = (v.of_column[None, :] != var[:, None]).astype(x.dtype)
-        reversed_one = self.build(x[rows], cf[rows], mask[rows], ones[rows], keep)
-        single = self.predict(reversed_one)
-        need = np.full(changed.shape, np.inf)
-        need[rows, var] = -self.criterion.slack(single, targets[rows])
-        order = np.lexsort((-costs, need))  # per row: least needed first, most costly first among equals
-        rank = np.argsort(order, axis=1)  # the inverse permutation: each variable's place in the order
-        owners, candidates = [rows], [reversed_one]  # one reversal is scored already; then 2, 3... cumulatively
-        for dropped in range(2, most):
-            rows = np.flatnonzero(dropped < n_changed)
-            keep = (rank[rows] >= dropped)[:, v.of_column].astype(x.dtype)
-            candidates.append(self.build(x[rows], cf[rows], mask[rows], ones[rows], keep))
+        owners, candidates = [], []
+        for k in range(2, EXHAUSTIVE_DROP_VARIABLES + 1):  # few changes: every subset of them reverted
+            rows = np.flatnonzero(n_changed == k)
+            if rows.size:
+                owner, reverted = self._subset_reversals(x, cf, mask, changed, rows, k)
+                owners.append(owner)
+                candidates.append(reverted)
+        many = np.flatnonzero(n_changed > EXHAUSTIVE_DROP_VARIABLES)
+        if many.size:  # more: every single reversal now, then cumulative reversals in the order they suggest
+            at, var = np.nonzero(changed[many])
+            rows = many[at]
+            keep = (v.of_column[None, :] != var[:, None]).astype(x.dtype)
             owners.append(rows)
-        known = [single] + ([self.predict(np.concatenate(candidates[1:]))] if len(candidates) > 1 else [])
+            candidates.append(self.build(x[rows], cf[rows], mask[rows], np.ones(len(rows)), keep))
+        if not candidates:
+            return cf, proba  # nothing to drop: one changed variable is needed, or the row is its own target
+        known = [self.predict(np.concatenate(candidates))]
+        if many.size:
+            need = np.full(changed.shape, np.inf)  # the higher the slack without a variable, the less it is needed
+            need[rows, var] = -self.criterion.slack(known[0][len(known[0]) - len(rows):], targets[rows])
+            order = np.lexsort((-costs, need))  # per row: least needed first, most costly first among equals
+            rank = np.argsort(order, axis=1)  # the inverse permutation: each variable's place in the order
+            cumulative = []
+            for dropped in range(2, int(n_changed.max())):
+                rows = many[dropped < n_changed[many]]
+                keep = (rank[rows] >= dropped)[:, v.of_column].astype(x.dtype)
+                owners.append(rows)
+                cumulative.append(self.build(x[rows], cf[rows], mask[rows], np.ones(len(rows)), keep))
+            known.append(self.predict(np.concatenate(cumulative)))
+            candidates += cumulative
         return self._choose(x, targets, owners, candidates, cf, proba, fallback_best_slack=False,
                             known_proba=np.concatenate(known))
+
+    def _subset_reversals(self, x: np.ndarray, cf: np.ndarray, mask: np.ndarray, changed: np.ndarray,
+                          rows: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
+        """For rows that change exactly ``k`` variables, the candidates reverting each non-empty proper subset
+        of them: ``(owner, candidates)``, ``2 ** k - 2`` per row."""
+        v = self.variables
+        subsets = ((np.arange(1, 2 ** k - 1)[:, None] >> np.arange(k)[None, :]) & 1).astype(bool)  # True: revert
+        which = np.nonzero(changed[rows])[1].reshape(len(rows), k)  # each row's changed variables, in order
+        keep_var = np.ones((len(rows), len(subsets), v.n), dtype=x.dtype)
+        r, sub, j = np.nonzero(np.broadcast_to(subsets[None], (len(rows), len(subsets), k)))
+        keep_var[r, sub, which[r, j]] = 0
+        owner = np.repeat(rows, len(subsets))
+        keep = keep_var[:, :, v.of_column].reshape(len(owner), -1)
+        return owner, self.build(x[owner], cf[owner], mask[owner], np.ones(len(owner)), keep)
 
     def _shrink(self, x: np.ndarray, targets: np.ndarray, mask: np.ndarray, cf: np.ndarray,
                 proba: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

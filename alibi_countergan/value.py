@@ -23,8 +23,8 @@ counterfactual already reaches it (``Batch.cost_weights``, measured by the core 
           + l1_weight * mean_i [r_i * cost(x_i, x_cf_i) + waste_i] + l2_weight * mean_i mean_j u_ij ** 2
 
 ``cost`` is :func:`~alibi_countergan.constraints.change_cost`: ``|change| / spread`` per numeric feature
-and 1 per switched category, averaged over the variables. ``waste`` is
-:func:`~alibi_countergan.constraints.wasted_residual`, the part of the numeric output that has no effect
+and the category cost (``category_cost``, 1 by default) per switched category, averaged over the variables.
+``waste`` is :func:`~alibi_countergan.constraints.wasted_residual`, the part of the numeric output that has no effect
 (clipped, masked, below ``min_change``): paid by every row, it keeps the output bounded. The classifier
 term is a hinge (as the ``target_proba`` of Wachter et al.'s search): it stops pushing once the target is
 reached, and the cost is only paid by rows that reach it, so the cost never pulls a counterfactual back

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from alibi_countergan import CounteRGAN
+from alibi_countergan.constraints import FeatureSpace
+from alibi_countergan.ops import NUMPY_OPS
 from alibi_countergan.params import CounteRGANConfig
 
 
@@ -20,7 +22,7 @@ NAMES = [f"f{i}" for i in range(6)]
 TRICKY = dict(feature_names=NAMES, cat_vars={np.int64(3): 3}, monotone={"f1": "increasing", 2: -1},
               immutable_features=("f0",), ordinal_features={"f2": (0.0, 1.0, 5.0)}, real_weight_power=float("inf"),
               feature_range=(np.zeros(6, dtype=np.float32), np.full(6, 9.0)), target_class=[1], learning_rate=1,
-              random_mask_rate=0.2, n_threads=2, seed=np.int64(4))
+              random_mask_rate=0.2, n_threads=2, seed=np.int64(4), category_cost={"f4": 2.5})
 
 
 def test_the_save_files_parameters_round_trip_through_json_exactly():
@@ -74,3 +76,29 @@ def test_the_constructor_takes_exactly_the_configs_parameters_with_the_same_defa
     fields = attrs.fields_dict(CounteRGANConfig)
     for name in names[1:]:
         assert fields[name].default == signature[name].default, name
+
+
+@pytest.mark.parametrize("cost, message", [
+    (0, "category_cost must be"), (float("nan"), "category_cost must be"), ("high", "category_cost must be"),
+    ({"f4": -1.0}, "category_cost\\['f4'\\] must be"), ({"f1": 2.0}, "'f1' is not a one-hot categorical variable"),
+    ({"nope": 2.0}, "unknown feature name 'nope'"),
+])
+def test_a_bad_category_cost_is_refused_naming_it(cost, message):
+    with pytest.raises(ValueError, match=message):
+        CounteRGAN(_predict, (1, 6), backend="pytorch", verbose=False, feature_names=NAMES, cat_vars={3: 3},
+                   category_cost=cost)
+
+
+def test_a_category_cost_weighs_its_group_in_the_cost_of_a_change():
+    X = np.zeros((20, 6), dtype=np.float32)
+    X[:, 0] = np.arange(20)
+    X[np.arange(20), 3 + np.arange(20) % 3] = 1.0
+    explainer = CounteRGAN(_predict, (1, 6), backend="pytorch", verbose=False, feature_names=NAMES,
+                           cat_vars={3: 3}, category_cost={"f5": 4.0}, train_steps=1).fit(X)
+    assert explainer.space_.category_costs == (4.0,)
+    assert FeatureSpace.from_config(explainer.space_.to_config()).category_costs == (4.0,)  # as a save holds it
+    scale = explainer.space_.tensors(NUMPY_OPS).cost_scale
+    np.testing.assert_allclose(scale[0, 3:], [2.0, 2.0, 2.0])  # a switch moves two columns: 4 in all
+    np.testing.assert_allclose(scale[0, 0], 1 / X[:, 0].std(), rtol=1e-6)
+    default = CounteRGAN(_predict, (1, 6), backend="pytorch", verbose=False, cat_vars={3: 3}, train_steps=1).fit(X)
+    assert default.space_.category_costs == () and default.space_.group_costs == (1.0,)

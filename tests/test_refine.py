@@ -1,5 +1,8 @@
 """The explain-time refinement: constraints held at every step, minimal and valid counterfactuals, batched calls."""
 
+import dataclasses
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -122,6 +125,33 @@ def test_refinement_calls_the_predictor_a_handful_of_times_whatever_the_batch(ba
     assert max(counts.values()) <= 12, counts
 
 
+def test_a_row_with_few_changes_keeps_the_cheapest_subset_of_them_that_reaches_the_target(pima, pima_whitebox):
+    _, _, X_test, _, _ = pima
+    raw = pima_whitebox.explain(X_test, target_class="other", refine=False)
+    refiner = pima_whitebox._refiner(np.dtype(np.float32), Criterion())
+    flat, cf = X_test.reshape(len(X_test), -1), raw.cf["X"].reshape(len(X_test), -1)
+    rows = np.flatnonzero(Criterion().met(raw.cf["proba"], raw.target) & np.any(cf != flat, axis=1))
+    mask = np.broadcast_to(pima_whitebox.space_.mutable, flat.shape)[rows]
+    dropped, _ = refiner._drop(flat[rows], raw.target[rows], mask, cf[rows], raw.cf["proba"][rows])
+    costs = refiner.cost(flat[rows], dropped)
+    several = 0
+    for i, row in enumerate(rows):  # brute force, one candidate at a time
+        changed = np.flatnonzero(refiner.variable_costs(flat[row:row + 1], cf[row:row + 1])[0] > 0)
+        if len(changed) > 5:  # the greedy path
+            assert costs[i] <= refiner.cost(flat[row:row + 1], cf[row:row + 1])[0] + 1e-6
+            continue
+        several += len(changed) > 1
+        best = refiner.cost(flat[row:row + 1], cf[row:row + 1])[0]
+        for size in range(1, len(changed)):
+            for kept in itertools.combinations(changed, size):
+                keep = np.isin(refiner.variables.of_column, kept).astype(np.float32)[None]
+                candidate = refiner.build(flat[row:row + 1], cf[row:row + 1], mask[i:i + 1], np.ones(1), keep)
+                if Criterion().met(refiner.predict(candidate), raw.target[row:row + 1])[0]:
+                    best = min(best, refiner.cost(flat[row:row + 1], candidate)[0])
+        assert costs[i] == pytest.approx(best, rel=1e-5, abs=1e-6)
+    assert several >= 10  # the subsets were really searched
+
+
 def test_images_are_shrunk_by_interpolation_in_a_few_calls_and_nearly_as_far_as_the_grid(backend, digits,
                                                                                         digits_model, digits_whitebox):
     # 64 pixels: more variables than max_exact_variables, so no drop stage and an interpolating shrink
@@ -158,6 +188,33 @@ def test_images_are_shrunk_by_interpolation_in_a_few_calls_and_nearly_as_far_as_
                                                          digits_whitebox.space_).values())
     alone = digits_whitebox.explain(X[ok[:1]], target_class=target[ok[:1]])
     np.testing.assert_allclose(alone.cf["X"][0], refined.cf["X"][ok[0]], atol=1e-5)
+
+
+def test_a_costlier_category_is_switched_less_often(backend, compas, compas_model):
+    data, X_train, X_test, _, _ = compas
+    predict = backend.numpy_fn(compas_model)
+    explainer = CounteRGAN(predict, (1, X_train.shape[1]), backend=backend.name, cat_vars=data.cat_vars,
+                           feature_names=data.feature_names, immutable_features=["sex", "race", "age"],
+                           train_steps=300, verbose=False).fit(X_train)
+    x = X_test[predict(X_test).argmax(1) == 0]
+    raw = explainer.explain(x, target_class=1, refine=False)
+    ok = Criterion().met(raw.cf["proba"], raw.target)
+    x, cf, proba, orig_proba = x[ok], raw.cf["X"][ok], raw.cf["proba"][ok], raw.orig_proba[ok]
+    space = explainer.space_
+    charge = [i for i, (start, _) in enumerate(space.groups) if data.feature_names[start].startswith("c_charge")][0]
+    start, stop = space.groups[charge]
+    mask = np.broadcast_to(space.mutable, x.shape)
+    switched = {}
+    for cost in (0.2, 1.0, 5.0):
+        costs = list(space.group_costs)
+        costs[charge] = cost
+        costly = dataclasses.replace(space, category_costs=tuple(costs))
+        refiner = Refiner(costly, costly.tensors(NUMPY_OPS), predict, Criterion())
+        refined, refined_proba = refiner.refine(x, cf, np.ones(len(x), dtype=int), mask, proba, orig_proba)
+        assert Criterion().met(refined_proba, np.ones(len(x), dtype=int)).all()
+        switched[cost] = int(np.any(refined[:, start:stop] != x[:, start:stop], axis=1).sum())
+    assert switched[5.0] <= switched[1.0] <= switched[0.2], switched
+    assert switched[5.0] < switched[0.2], switched
 
 
 def test_a_row_without_counterfactual_says_so(pima, pima_whitebox):
