@@ -382,6 +382,10 @@ def parse_category_costs(category_cost: Any, n_features: int, feature_names: Opt
     """The cost of switching each one-hot group's category, in the order of ``groups``, from the user's
     ``category_cost`` (a number for every group, or ``{variable: cost}`` with 1 for the others); empty when
     every cost is 1."""
+    if not groups and (isinstance(category_cost, Mapping) or float(category_cost) != 1.0):
+        raise ValueError(f"category_cost={category_cost!r} needs one-hot categorical variables (cat_vars with "
+                         f"ohe=True), and there are none; a numeric or integer-coded feature costs its change in "
+                         f"standard deviations.")
     if not isinstance(category_cost, Mapping):
         costs = [float(category_cost)] * len(groups)
     else:
@@ -390,7 +394,7 @@ def parse_category_costs(category_cost: Any, n_features: int, feature_names: Opt
             columns = resolve_features([key], n_features, feature_names, "category_cost", groups)
             group = [i for i, (start, stop) in enumerate(groups) if start <= columns[0] < stop]
             if not group:
-                raise ValueError(f"category_cost: {key!r} is not a one-hot categorical variable (declare its group "
-                                 f"in cat_vars); a numeric feature's cost is its change in standard deviations.")
+                raise ValueError(f"category_cost: {key!r} is not a one-hot categorical variable (cat_vars with "
+                                 f"ohe=True); a numeric feature costs its change in standard deviations.")
             costs[group[0]] = float(cost)
     return () if all(c == 1.0 for c in costs) else tuple(costs)

@@ -89,6 +89,15 @@ def test_a_bad_category_cost_is_refused_naming_it(cost, message):
                    category_cost=cost)
 
 
+@pytest.mark.parametrize("cost", [2.0, {"f4": 2.0}])
+def test_a_category_cost_without_one_hot_variables_is_refused(cost):
+    for cat_vars in ({}, {3: 3}):  # none at all, or integer codes (ohe=False)
+        with pytest.raises(ValueError, match="category_cost=.* needs one-hot categorical variables"):
+            CounteRGAN(_predict, (1, 6), backend="pytorch", verbose=False, feature_names=NAMES, cat_vars=cat_vars,
+                       ohe=False, category_cost=cost)
+    CounteRGAN(_predict, (1, 6), backend="pytorch", verbose=False, ohe=False, category_cost=1.0)  # the default
+
+
 def test_a_category_cost_weighs_its_group_in_the_cost_of_a_change():
     X = np.zeros((20, 6), dtype=np.float32)
     X[:, 0] = np.arange(20)
