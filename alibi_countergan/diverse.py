@@ -44,7 +44,7 @@ class Alternatives:
 
 def diverse_counterfactuals(x: np.ndarray, cf: np.ndarray, proba: np.ndarray, targets: np.ndarray,
                             mask: np.ndarray, refiner: Refiner, generate: RegenerateFn,
-                            refine: bool = True) -> Alternatives:
+                            refine: bool = True, x_proba: Optional[np.ndarray] = None) -> Alternatives:
     """The first counterfactuals and, for each variable they change, the refined one that leaves it alone.
 
     Parameters
@@ -59,6 +59,9 @@ def diverse_counterfactuals(x: np.ndarray, cf: np.ndarray, proba: np.ndarray, ta
         The generator's projected output for flat rows, targets and masks.
     refine
         Whether the new proposals are refined (False keeps the generator's raw output).
+    x_proba
+        The predictor's probabilities for ``x``, passed on to :meth:`Refiner.refine` (None: predicted again
+        where the refinement needs them).
 
     Returns
     -------
@@ -72,7 +75,8 @@ def diverse_counterfactuals(x: np.ndarray, cf: np.ndarray, proba: np.ndarray, ta
         frozen = mask[rows] * (v.of_column[None, :] != var[:, None])
         proposal = generate(x[rows], targets[rows], frozen)
         proposal_proba = refiner.predict(proposal)
-        alt, alt_proba = refiner.refine(x[rows], proposal, targets[rows], frozen, proposal_proba) if refine \
+        alt, alt_proba = refiner.refine(x[rows], proposal, targets[rows], frozen, proposal_proba,
+                                        None if x_proba is None else x_proba[rows]) if refine \
             else (proposal, proposal_proba)
         owner.append(rows)
         found.append(alt)

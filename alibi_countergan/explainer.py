@@ -681,7 +681,7 @@ class CounteRGAN(Explainer, FitMixin):
         diverse = None
         if n_counterfactuals > 1:
             found = diverse_counterfactuals(flat, cf_flat, cf_proba, targets, mask, refiner, self._counterfactuals,
-                                            refine=refine)
+                                            refine=refine, x_proba=orig_proba)
             picks = ranked(found, n, n_counterfactuals)
             first = np.array([p[0] for p in picks])
             cf_flat, cf_proba = found.cf[first], found.proba[first]

@@ -439,7 +439,6 @@ class Refiner:
             hi = new_hi
         return best, best_proba
 
-
     def _interpolate(self, x: np.ndarray, targets: np.ndarray, mask: np.ndarray, cf: np.ndarray,
                      proba: np.ndarray, x_proba: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """The shrinking search of wide rows: the scale of the residual is interpolated linearly in the
