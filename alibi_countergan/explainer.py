@@ -8,6 +8,7 @@ import pickle
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import pandas as pd
 from alibi.api.interfaces import Explainer, Explanation, FitMixin
 from tqdm.auto import tqdm
 
@@ -37,6 +38,7 @@ from alibi_countergan.layout import ImageLayout
 from alibi_countergan.ops import NUMPY_OPS
 from alibi_countergan.params import CounteRGANConfig, Parameter, check_predictor, resolve_white_box
 from alibi_countergan.refine import Criterion, Refiner, Variables
+from alibi_countergan.table import FRAME, TableSchema, encoded_config, is_table, table_explanation
 from alibi_countergan.targets import OTHER, TargetClass, resolve_targets
 from alibi_countergan.threads import thread_policy
 from alibi_countergan.training import BatchSampler, TailAverage
@@ -54,6 +56,9 @@ DEFAULT_META: Dict[str, Any] = {
 }
 """Metadata of a CounteRGAN explainer before ``fit`` fills in the method and framework."""
 
+_FITTED: Any = object()
+"""Marks "the fitted table" as the default of :meth:`CounteRGAN._predict`'s ``table``."""
+
 _CHUNK_VALUES = 2 ** 20
 """Input values per chunk of a batched forward pass (the predictor's or the generator's): about a
 thousand MNIST images or 65,000 rows of 16 features. A convolutional network's first layers hold
@@ -64,6 +69,13 @@ would need gigabytes; chunks of this size keep the memory small at no cost in sp
 def _chunk_rows(n_features: int) -> int:
     """Rows per chunk of a batched forward pass."""
     return max(64, _CHUNK_VALUES // max(1, n_features))
+
+
+def _probability_function(predictor: Any) -> Callable[[Any], Any]:
+    """What to call for class probabilities: ``predict_proba`` of an estimator (a scikit-learn ``Pipeline``...),
+    else the predictor itself."""
+    method = getattr(predictor, "predict_proba", None)
+    return method if callable(method) else predictor
 
 
 class CounteRGAN(Explainer, FitMixin):
@@ -92,7 +104,9 @@ class CounteRGAN(Explainer, FitMixin):
     monotone = Parameter[Dict[FeatureKey, Union[str, int]]]()
     cat_vars = Parameter[Dict[int, int]]()
     ohe = Parameter[bool]()
+    category_map = Parameter[Optional[Dict[FeatureKey, List[Any]]]]()
     ordinal_features = Parameter[Union[Sequence[FeatureKey], Mapping[FeatureKey, Sequence[float]], None]]()
+    continuous_features = Parameter[List[FeatureKey]]()
     category_cost = Parameter[Union[float, Dict[FeatureKey, float]]]()
     random_mask_rate = Parameter[Optional[float]]()
     train_steps = Parameter[int]()
@@ -132,7 +146,9 @@ class CounteRGAN(Explainer, FitMixin):
         monotone: Optional[MonotoneSpec] = None,
         cat_vars: Optional[Mapping[int, int]] = None,
         ohe: bool = True,
+        category_map: Optional[Mapping[FeatureKey, Sequence[Any]]] = None,
         ordinal_features: Union[Sequence[FeatureKey], Mapping[FeatureKey, Sequence[float]], None] = None,
+        continuous_features: Sequence[FeatureKey] = (),
         category_cost: Union[float, Mapping[FeatureKey, float]] = 1.0,
         random_mask_rate: Optional[float] = None,
         train_steps: int = 1000,
@@ -162,10 +178,14 @@ class CounteRGAN(Explainer, FitMixin):
         ----------
         predictor
             The classifier. A ``torch.nn.Module`` (or a ``tf.keras.Model`` with the TensorFlow
-            backend) returning class probabilities allows white-box training; any callable from a
-            numpy batch to a ``(n, n_classes)`` probability matrix works in black-box mode.
+            backend) returning class probabilities allows white-box training. In black-box mode: a fitted
+            scikit-learn estimator or ``Pipeline`` (any object with ``predict_proba``), or any callable from a
+            batch to a ``(n, n_classes)`` probability matrix. The predictor is called on the data's own form: a
+            DataFrame with the fit data's columns and dtypes for an explainer fitted on a DataFrame, alibi's
+            label-encoded array with ``category_map``, else a numpy array.
         shape
-            Shape of one instance, as alibi writes it: ``(1,) + X.shape[1:]`` (``X.shape[1:]`` works too).
+            Shape of one instance, as alibi writes it: ``(1,) + X.shape[1:]`` (``X.shape[1:]`` works too). For a
+            table (a DataFrame, or an array with ``category_map``), ``(1, n_columns)``.
         backend
             ``'pytorch'`` or ``'tensorflow'``; None follows the predictor's framework, and for a plain
             function takes whichever framework is installed (PyTorch first).
@@ -194,7 +214,8 @@ class CounteRGAN(Explainer, FitMixin):
             instance shape (as in CFProto). None uses the range of the fit data (per feature; per
             channel for images).
         feature_names
-            Names of the (flattened) features, to name features in the other parameters.
+            Names of the (flattened) features, to name features in the other parameters. With a DataFrame the
+            columns name the features; ``feature_names`` may then fix their order.
         immutable_features
             Features (indices or names) that counterfactuals never change. A one-hot categorical variable
             whose columns are named ``'variable=category'`` may be named by its variable (``'sex'``).
@@ -206,9 +227,20 @@ class CounteRGAN(Explainer, FitMixin):
             single column of integer codes ``0 .. n_categories - 1`` that stays on that grid.
         ohe
             Whether ``cat_vars`` are one-hot encoded.
+        category_map
+            alibi's tabular convention (as ``CounterfactualRLTabular`` and ``AnchorTabular`` take it):
+            ``{column: [category names]}`` for an array whose categorical columns hold the codes
+            ``0 .. k - 1``; the counterfactuals are arrays of the same form. With a DataFrame, ``{column: [values]}``
+            declares a column categorical with those categories (string and pandas categorical columns are
+            categorical anyway, with the categories of the fit data). Columns by index or name. The generator
+            works on a one-hot encoding of the categories, which stays internal (see :mod:`alibi_countergan.table`).
         ordinal_features
             Features whose counterfactual values must stay on a grid: a list of features (the grid is
             the set of values seen in the fit data, e.g. counts and ages) or ``{feature: grid}``.
+        continuous_features
+            For a table: numeric columns whose fit values are all whole but that may take any value. Every
+            other integer column (an integer dtype, or whole values only) stays whole in every counterfactual,
+            within its observed range, and a bool column stays bool.
         category_cost
             What switching the category of a one-hot categorical variable costs, in the units of a numeric
             change of one standard deviation of the fit data: one positive number for every categorical
@@ -361,7 +393,10 @@ class CounteRGAN(Explainer, FitMixin):
         check_predictor(predictor, params.backend, white_box=white_box, trained=True)
         explainer = cls.__new__(cls)
         explainer._setup(predictor, params, white_box)
-        explainer._install(FeatureSpace.from_config(from_json_value(config["space"])), int(config["n_classes"]))
+        table = TableSchema.from_config(from_json_value(config["table"])) if config.get("table") else None
+        core = params if table is None else encoded_config(params, table)
+        explainer._install(FeatureSpace.from_config(from_json_value(config["space"])), int(config["n_classes"]),
+                           core, table)
         explainer.history_ = from_json_value(config.get("history", []))
         meta = from_json_value(config["meta"])
         meta["params"].setdefault("n_threads", params.n_threads)  # saves made before n_threads existed
@@ -389,16 +424,23 @@ class CounteRGAN(Explainer, FitMixin):
     # predictor access
     # ------------------------------------------------------------------------------------------
 
-    def _predict(self, x: np.ndarray, n_classes: Optional[int] = None) -> np.ndarray:
-        """The predictor's checked probabilities for a batch shaped like the data, in chunks."""
+    def _predict(self, x: np.ndarray, n_classes: Optional[int] = None, table: Any = _FITTED) -> np.ndarray:
+        """The predictor's checked probabilities for a batch shaped like the (encoded) data, in chunks.
+
+        With a table (the fitted one unless given), the rows are encoded and the predictor gets them in the
+        table's own form: a DataFrame, or alibi's label-encoded array.
+        """
+        schema: Optional[TableSchema] = getattr(self, "table_", None) if table is _FITTED else table
         framework = framework_of(self.predictor)
         backend = self._framework_backend(framework) if framework is not None else None
+        function = _probability_function(self.predictor)
         outputs = []
         rows = _chunk_rows(int(np.prod(x.shape[1:])))
         for start in range(0, len(x), rows):
             chunk = x[start:start + rows]
-            outputs.append(backend.predict(self.predictor, chunk) if backend is not None
-                           else self.predictor(chunk))
+            if schema is not None:
+                chunk = schema.write(chunk.reshape(len(chunk), -1), dtype=np.float32)
+            outputs.append(backend.predict(self.predictor, chunk) if backend is not None else function(chunk))
         try:
             proba = np.concatenate([np.asarray(o) for o in outputs]) if len(outputs) > 1 else outputs[0]
         except ValueError as err:
@@ -447,19 +489,24 @@ class CounteRGAN(Explainer, FitMixin):
         TrainingDivergedError
             When a loss becomes NaN or infinite (lower the learning rate).
         """
-        x_batch, _ = as_instances(X, self.feature_shape, "X")
-        check_fit_scale(x_batch, self.feature_names)
+        table = self._fit_table(X)
+        core = self.config if table is None else encoded_config(self.config, table)
+        if table is not None:
+            self._check_table_predictor(table)
+        x_batch = (as_instances(X, core.feature_shape, "X")[0] if table is None
+                   else table.read(X, "X")[0].astype(np.float32))
+        check_fit_scale(x_batch, core.feature_names)
         if len(x_batch) < 2:
             raise ValueError("fit needs at least two instances.")
         x32 = x_batch.astype(np.float32, copy=False)
-        proba = self._predict(x32)
+        proba = self._predict(x32, table=table)
         n_classes = proba.shape[1]
         flat = x32.reshape(len(x32), -1)
-        space = self._feature_space(flat)
+        space = self._feature_space(flat, core)
         # The new networks are built and trained aside, on a shallow copy that the callbacks see (it
         # explains with the generator as it is at each step); this explainer keeps its previous state,
         # so other threads' explain calls see it until the trained state is swapped in below.
-        state = self._install(space, n_classes, activate=False)
+        state = self._install(space, n_classes, core, table, activate=False)
         trainee = copy.copy(self)
         trainee.meta = copy.deepcopy(self.meta)
         trainee.meta["params"]["n_classes"] = n_classes
@@ -468,7 +515,7 @@ class CounteRGAN(Explainer, FitMixin):
         rng = np.random.default_rng(self.seed)
         x_std = ((flat - space.center) / space.spread).astype(np.float32)
         mask_rate = self.random_mask_rate if self.random_mask_rate is not None else (
-            0.0 if self.image is not None else 0.5)
+            0.0 if core.image is not None else 0.5)
         sampler = BatchSampler(flat, x_std, proba, space, self.white_box, self.batch_size, rng,
                                random_mask_rate=mask_rate, real_weight_power=self.real_weight_power)
         trainee._train(sampler)  # TrainingDivergedError leaves this explainer as it was (fitted before, or not)
@@ -479,27 +526,54 @@ class CounteRGAN(Explainer, FitMixin):
         self.meta["params"]["n_classes"] = n_classes
         return self
 
-    def _feature_space(self, flat: np.ndarray) -> FeatureSpace:
+    def _fit_table(self, X: Any) -> Optional[TableSchema]:
+        """The schema of a table passed to :meth:`fit` (a DataFrame, or an array with ``category_map``), else None."""
+        if is_table(X):
+            frame = X.to_frame().T.infer_objects() if isinstance(X, pd.Series) else X
+            return TableSchema.from_frame(frame, self.category_map, self.continuous_features, self.feature_names)
+        if self.category_map is None and not self.continuous_features:
+            return None
+        arr, _ = as_instances(X, self.feature_shape, "X")
+        if arr.ndim != 2:
+            raise ValueError(f"category_map describes the columns of a table; X has shape {arr.shape}.")
+        return TableSchema.from_codes(arr.astype(np.float64), self.category_map or {}, self.feature_names,
+                                      self.continuous_features)
+
+    def _check_table_predictor(self, table: TableSchema) -> None:
+        """A model of the backend's framework takes arrays: it cannot be trained through, or called on, a
+        DataFrame's categorical columns."""
+        if framework_of(self.predictor) is None or not table.has_categories:
+            return
+        if self.white_box:
+            raise ValueError("method='white-box' trains through the model's gradients with respect to its input, and "
+                             "a table's categorical columns have none: pass method='black-box' (the model is then "
+                             "called on the table's own form), or fit on the one-hot array with cat_vars.")
+        if table.form == FRAME:
+            raise ValueError(f"The predictor is a {framework_of(self.predictor)} model, which takes arrays, but X is a "
+                             f"DataFrame with categorical columns; wrap the model in a function that encodes the "
+                             f"DataFrame, or fit on the one-hot array with cat_vars.")
+
+    def _feature_space(self, flat: np.ndarray, core: CounteRGANConfig) -> FeatureSpace:
         """The fit data's statistics combined with the constraints, for flat float32 fit data."""
-        constraints = self.config.constraints
+        constraints = core.constraints
         check_onehot(flat, constraints.groups, "X")
-        image = self.image
+        image = core.image
         return build_feature_space(
             flat, channel_index=image.channel_index() if image is not None else None,
-            feature_shape=self.feature_shape, feature_range=self.feature_range, immutable=constraints.immutable,
+            feature_shape=core.feature_shape, feature_range=core.feature_range, immutable=constraints.immutable,
             monotone=constraints.monotone, groups=constraints.groups, grids=constraints.fit_grids(flat),
             min_change=self.min_change, category_costs=constraints.category_costs)
 
-    def _install(self, space: FeatureSpace, n_classes: int, build_seed: Optional[int] = None,
-                 activate: bool = True) -> Dict[str, Any]:
+    def _install(self, space: FeatureSpace, n_classes: int, core: CounteRGANConfig, table: Optional[TableSchema],
+                 build_seed: Optional[int] = None, activate: bool = True) -> Dict[str, Any]:
         """Create the backend and networks for a feature space (training state included).
 
         Returns the fitted state as ``{attribute: value}``; with ``activate`` it is also set on
         this explainer (``fit`` passes False, trains aside and swaps the state in at the end).
         """
         backend = load_backend(self.backend)
-        network = NetworkSpec(feature_shape=self.feature_shape, n_classes=n_classes,
-                              discriminator_outputs=1 if self.white_box else n_classes, image=self.image)
+        network = NetworkSpec(feature_shape=core.feature_shape, n_classes=n_classes,
+                              discriminator_outputs=1 if self.white_box else n_classes, image=core.image)
         training = TrainingSpec(
             space=space, weights=LossWeights(self.classifier_weight, self.l1_weight, self.l2_weight,
                                              target_proba=self._training_proba()),
@@ -511,7 +585,7 @@ class CounteRGAN(Explainer, FitMixin):
         space_np: SpaceTensors = space.tensors(NUMPY_OPS)
         state: Dict[str, Any] = {"backend_": backend, "space_": space, "n_classes_": n_classes, "_space_np": space_np,
                                  "_space_np64": _as_float64(space_np), "_eye": np.eye(n_classes, dtype=np.float32),
-                                 "_variables": Variables.from_space(space)}
+                                 "_variables": Variables.from_space(space), "table_": table, "_core": core}
         if activate:
             self.backend_: Backend = backend
             self.space_: FeatureSpace = state["space_"]
@@ -520,6 +594,8 @@ class CounteRGAN(Explainer, FitMixin):
             self._space_np64: SpaceTensors = state["_space_np64"]
             self._variables: Variables = state["_variables"]
             self._eye: np.ndarray = state["_eye"]
+            self.table_: Optional[TableSchema] = table
+            self._core: CounteRGANConfig = core
             self.meta["params"]["n_classes"] = n_classes
         return state
 
@@ -537,7 +613,7 @@ class CounteRGAN(Explainer, FitMixin):
         finite = np.flatnonzero(np.all(np.isfinite(cf), axis=1))  # a diverged generator is reported by the step
         reached = np.zeros(len(cf), dtype=np.float32)
         if finite.size:
-            proba = self._predict(cf[finite].reshape((-1,) + self.feature_shape), self.n_classes_)
+            proba = self._predict(cf[finite].reshape((-1,) + self._core.feature_shape), self.n_classes_)
             reached[finite] = proba[np.arange(finite.size), batch.target[finite]] >= self._training_proba()
         return dataclasses.replace(batch, cost_weights=reached)
 
@@ -662,13 +738,22 @@ class CounteRGAN(Explainer, FitMixin):
 
     def _explain(self, X: np.ndarray, target_class: Optional[TargetClass], immutable_features: Sequence[FeatureKey],
                  refine: bool, criterion: Criterion, n_counterfactuals: int) -> Explanation:
-        x_batch, _ = as_instances(X, self.feature_shape, "X")
-        check_explain_values(x_batch, self.space_, self.feature_names)
+        core, table = self._core, self.table_
+        if table is None:
+            x_batch, _ = as_instances(X, core.feature_shape, "X")
+            where: Tuple[Any, Any] = (None, None)
+        else:
+            encoded, index, order = table.read(X, "X")
+            x_batch, where = encoded, (index, order)
+        check_explain_values(x_batch, self.space_, core.feature_names)
         n = len(x_batch)
         targets = resolve_targets(self.target_class if target_class is None else target_class, n, self.n_classes_)
         flat = x_batch.reshape(n, -1)
         check_onehot(flat, self.space_.groups, "X")
-        frozen = resolve_features(list(immutable_features), self.n_features, self.feature_names,
+        if table is not None:
+            immutable_features = [k if isinstance(k, str) and k in (core.feature_names or ()) else
+                                  table.column(k, "immutable_features").name for k in immutable_features]
+        frozen = resolve_features(list(immutable_features), core.n_features, core.feature_names,
                                   "immutable_features", self.space_.groups)
         mask = np.broadcast_to(freeze(self.space_.mutable, frozen, self.space_.groups), flat.shape)
         targets, cf_flat, cf_proba, orig_proba = self._proposals(flat, targets, mask)
@@ -685,9 +770,10 @@ class CounteRGAN(Explainer, FitMixin):
             picks = ranked(found, n, n_counterfactuals)
             first = np.array([p[0] for p in picks])
             cf_flat, cf_proba = found.cf[first], found.proba[first]
-            diverse = [describe(found, p, flat[i], self.feature_shape, refiner, self.feature_names)
+            diverse = [describe(found, p, flat[i], core.feature_shape, refiner, core.feature_names)
                        for i, p in enumerate(picks)]
-        return self._explanation(x_batch, cf_flat, cf_proba, orig_proba, targets, criterion, diverse)
+        explanation = self._explanation(x_batch, cf_flat, cf_proba, orig_proba, targets, criterion, diverse)
+        return explanation if table is None else table_explanation(explanation, table, *where)
 
     def _proposals(self, flat: np.ndarray, targets: Optional[np.ndarray], mask: np.ndarray
                    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -698,16 +784,16 @@ class CounteRGAN(Explainer, FitMixin):
         """
         n, k = len(flat), self.n_classes_
         if targets is None:
-            orig_proba = self._predict(flat.reshape((-1,) + self.feature_shape), k)
+            orig_proba = self._predict(flat.reshape((-1,) + self._core.feature_shape), k)
             candidates = (orig_proba.argmax(axis=1)[:, None] + np.arange(1, k)[None, :]) % k
             rows = np.repeat(np.arange(n), k - 1)
             cf_all = self._counterfactuals(flat[rows], candidates.reshape(-1), mask[rows])
-            proba_all = self._predict(cf_all.reshape((-1,) + self.feature_shape), k)
+            proba_all = self._predict(cf_all.reshape((-1,) + self._core.feature_shape), k)
             best = proba_all[np.arange(len(rows)), candidates.reshape(-1)].reshape(n, k - 1).argmax(axis=1)
             pick = np.arange(n) * (k - 1) + best
             return candidates[np.arange(n), best], cf_all[pick], proba_all[pick], orig_proba
         cf_flat = self._counterfactuals(flat, targets, mask)
-        both = self._predict(np.concatenate([flat, cf_flat]).reshape((-1,) + self.feature_shape), k)
+        both = self._predict(np.concatenate([flat, cf_flat]).reshape((-1,) + self._core.feature_shape), k)
         orig_proba, cf_proba = both[:n], both[n:]
         already = orig_proba.argmax(axis=1) == targets
         cf_flat[already], cf_proba[already] = flat[already], orig_proba[already]
@@ -717,7 +803,7 @@ class CounteRGAN(Explainer, FitMixin):
         """The refinement of this explainer's counterfactuals, for inputs of ``dtype``."""
 
         def predict(rows: np.ndarray) -> np.ndarray:
-            return self._predict(rows.reshape((-1,) + self.feature_shape), self.n_classes_)
+            return self._predict(rows.reshape((-1,) + self._core.feature_shape), self.n_classes_)
 
         tensors = self._space_np64 if dtype == np.float64 else self._space_np
         return Refiner(self.space_, tensors, predict, criterion, regenerate=self._counterfactuals,

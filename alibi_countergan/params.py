@@ -126,6 +126,21 @@ def _cat_vars(name: str, value: Any) -> Dict[int, int]:
     return {int(k): int(v) for k, v in value.items()} if value else {}
 
 
+def _category_map(name: str, value: Any) -> Optional[Dict[FeatureKey, List[Any]]]:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name} must map columns (index or name) to their lists of categories, got {value!r}.")
+    out: Dict[FeatureKey, List[Any]] = {}
+    for key, categories in value.items():
+        if isinstance(categories, (str, bytes)) or not isinstance(categories, Sequence) and not hasattr(
+                categories, "__array__"):
+            raise ValueError(f"{name}[{key!r}] must be a list of categories, got {categories!r}.")
+        out[int(key) if isinstance(key, np.integer) else key] = [
+            v.item() if isinstance(v, np.generic) else v for v in categories]
+    return out
+
+
 def _seed(name: str, value: Any) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
         raise ValueError(f"seed must be an integer, got {value!r}.")
@@ -199,7 +214,9 @@ class CounteRGANConfig:
     monotone: Dict[FeatureKey, Union[str, int]] = _param(None, _as_dict)
     cat_vars: Dict[int, int] = _param(None, _cat_vars)
     ohe: bool = _param(True, _flag)
+    category_map: Optional[Dict[FeatureKey, List[Any]]] = _param(None, _category_map)
     ordinal_features: Union[Sequence[FeatureKey], Mapping[FeatureKey, Sequence[float]], None] = _param(None)
+    continuous_features: List[FeatureKey] = _param((), _as_list)
     category_cost: Union[float, Dict[FeatureKey, float]] = _param(1.0, _category_cost)
     random_mask_rate: Optional[float] = _param(None, _optional(_number(at_most_one=True), keep=True))
     train_steps: int = _param(1000, _integer(1))
@@ -224,7 +241,7 @@ class CounteRGANConfig:
     verbose: bool = _param(True, _flag)
 
     _feature_shape: Tuple[int, ...] = attrs.field(init=False, repr=False)
-    _constraints: UserConstraints = attrs.field(init=False, repr=False)
+    _constraints: Optional[UserConstraints] = attrs.field(init=False, repr=False)
     _image: Optional[ImageLayout] = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -233,9 +250,12 @@ class CounteRGANConfig:
         n_features = int(np.prod(feature_shape))
         if self.feature_names is not None and len(self.feature_names) != n_features:
             raise ValueError(f"feature_names has {len(self.feature_names)} names for {n_features} features.")
-        constraints = parse_constraints(n_features, self.feature_names, self.cat_vars, self.ohe,
-                                        self.immutable_features, self.monotone, self.ordinal_features,
-                                        self.category_cost)
+        if (self.category_map is not None or self.continuous_features) and len(feature_shape) != 1:
+            raise ValueError(f"category_map and continuous_features describe the columns of a table; instances of "
+                             f"shape {feature_shape} are not rows of one.")
+        # A table's columns are known from the data passed to fit (a DataFrame, or alibi's label-encoded array
+        # with category_map): its constraints are resolved then, in the encoded columns (table.encoded_config).
+        constraints = None if self.deferred else self._parse_constraints(n_features)
         image = None
         if self.generator is None or self.discriminator is None or len(feature_shape) in (2, 3):
             image = detect_layout(feature_shape, self.data_format)
@@ -254,8 +274,37 @@ class CounteRGANConfig:
         return int(np.prod(self._feature_shape))
 
     @property
+    def deferred(self) -> bool:
+        """Whether the columns are only known from the fit data: ``category_map`` is given, or features are
+        named without ``feature_names`` (a DataFrame's columns name them)."""
+        if self.category_map is not None or self.continuous_features:
+            return True
+        if self.feature_names is not None:
+            return False
+        named = list(self.immutable_features) + list(self.monotone)
+        named += list(self.ordinal_features or [])
+        named += list(self.category_cost) if isinstance(self.category_cost, Mapping) else []
+        return any(isinstance(k, str) for k in named)
+
+    def _parse_constraints(self, n_features: int) -> UserConstraints:
+        return parse_constraints(n_features, self.feature_names, self.cat_vars, self.ohe, self.immutable_features,
+                                 self.monotone, self.ordinal_features, self.category_cost)
+
+    @property
     def constraints(self) -> UserConstraints:
-        """The constraint parameters resolved to column indices."""
+        """The constraint parameters resolved to column indices.
+
+        Raises
+        ------
+        ValueError
+            For the parameters of a table (:attr:`deferred`), which only the fit data resolve: features named
+            without ``feature_names``, or the columns of ``category_map``.
+        """
+        if self._constraints is None:
+            if self.category_map is not None or self.continuous_features:
+                raise ValueError("category_map and continuous_features describe a table's columns; the encoded "
+                                 "features of the table are what the generator sees (table.encoded_config).")
+            return self._parse_constraints(self.n_features)  # raises: names without feature_names
         return self._constraints
 
     @property
@@ -426,8 +475,9 @@ def check_predictor(predictor: Any, backend: Optional[str] = None, *, white_box:
     ValueError
         When the predictor is not callable, or not a model of the backend's framework where one is needed.
     """
-    if not callable(predictor):
-        raise ValueError(f"predictor must be callable (a model or a function), got {type(predictor).__name__}.")
+    if not callable(predictor) and not callable(getattr(predictor, "predict_proba", None)):
+        raise ValueError(f"predictor must be a model, a function returning class probabilities, or an estimator "
+                         f"with predict_proba (a fitted scikit-learn Pipeline...), got {type(predictor).__name__}.")
     framework = framework_of(predictor)
     if not white_box or framework == backend:
         return

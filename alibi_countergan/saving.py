@@ -114,6 +114,7 @@ def save(explainer: "CounteRGAN", path: PathLike) -> None:
         "custom_networks": explainer.config.custom_networks(),
         "n_classes": explainer.n_classes_,
         "space": to_json_value(explainer.space_.to_config(), "space"),
+        "table": None if explainer.table_ is None else to_json_value(explainer.table_.to_config(), "table"),
         "weights": {"format": weight_format, "files": files},
         "meta": to_json_value(explainer.meta, "meta"),
         "history": to_json_value(getattr(explainer, "history_", []), "history"),
@@ -245,7 +246,7 @@ def load(path: PathLike, predictor: Any, *, generator: Any = None, discriminator
 
 def _probe_predictor(explainer: "CounteRGAN", space: FeatureSpace, n_classes: int) -> None:
     """Call the predictor on one instance and check its output against the saved explainer."""
-    x = np.asarray(space.center, dtype=np.float32).reshape((1,) + explainer.feature_shape)
+    x = np.asarray(space.center, dtype=np.float32).reshape((1,) + explainer._core.feature_shape)
     try:
         explainer._predict(x, n_classes)
     except ValueError as err:

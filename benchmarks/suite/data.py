@@ -42,6 +42,9 @@ class Dataset:
     scale
         For tabular sets, the standard deviation of each numerical column (to report changes in
         the data's own units).
+    center
+        For tabular sets, the training mean of each numerical column: ``x * scale + center`` gives a
+        numerical column back in the data's own units.
     """
 
     name: str
@@ -57,6 +60,7 @@ class Dataset:
     other_name: str
     immutable: List[str] = field(default_factory=list)
     scale: Optional[np.ndarray] = None
+    center: Optional[np.ndarray] = None
 
     @property
     def shape(self) -> Tuple[int, ...]:
@@ -73,7 +77,8 @@ class Dataset:
         return [self.feature_names.index(n) for n in self.immutable] if self.feature_names else []
 
 
-def _standardise(X_train: np.ndarray, X_test: np.ndarray, numeric: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _standardise(X_train: np.ndarray, X_test: np.ndarray,
+                 numeric: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     mean = X_train[:, :numeric].mean(axis=0)
     std = X_train[:, :numeric].std(axis=0)
     std = np.where(std > 0, std, 1.0)
@@ -83,7 +88,7 @@ def _standardise(X_train: np.ndarray, X_test: np.ndarray, numeric: int) -> Tuple
         out[:, :numeric] = (x[:, :numeric] - mean) / std
         return out
 
-    return f(X_train), f(X_test), std.astype(np.float32)
+    return f(X_train), f(X_test), std.astype(np.float32), mean.astype(np.float32)
 
 
 def _range(X_train: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -116,19 +121,20 @@ def load(name: str, directory: Path, seed: int = 0, n_train: Optional[int] = Non
         data = load_compas(None if path == shipped_file(name) else path)
         X_train, X_test, y_train, y_test = data.split(0.2, seed=seed)
         numeric = min(data.cat_vars) if data.cat_vars else X_train.shape[1]
-        X_train, X_test, scale = _standardise(X_train, X_test, numeric)
+        X_train, X_test, scale, center = _standardise(X_train, X_test, numeric)
         race_sex = [n for n in data.feature_names if n.startswith(("race=", "sex="))]
         ds = Dataset(name, X_train, y_train, X_test, y_test, feature_names=list(data.feature_names),
                      cat_vars=dict(data.cat_vars), feature_range=_range(X_train), target=1,
                      target_name="did not reoffend", other_name="reoffended", immutable=["age"] + race_sex,
-                     scale=scale)
+                     scale=scale, center=center)
     elif name == "pima":
         data = load_pima(None if path == shipped_file(name) else path)
         X_train, X_test, y_train, y_test = data.split(0.2, seed=seed)
-        X_train, X_test, scale = _standardise(X_train, X_test, X_train.shape[1])
+        X_train, X_test, scale, center = _standardise(X_train, X_test, X_train.shape[1])
         ds = Dataset(name, X_train, y_train, X_test, y_test, feature_names=list(data.feature_names), cat_vars={},
                      feature_range=_range(X_train), target=0, target_name="no diabetes", other_name="diabetes",
-                     immutable=["Pregnancies", "DiabetesPedigreeFunction", "Age"], scale=scale)
+                     immutable=["Pregnancies", "DiabetesPedigreeFunction", "Age"], scale=scale,
+                     center=center)
     else:
         raise ValueError(f"Unknown data set {name!r}.")
     if n_train is not None and n_train < len(ds.X_train):

@@ -129,6 +129,16 @@ class DatasetProfile:
         data set).
     cfrl_autoencoder_epochs
         Epochs of CFRL's own autoencoder (alibi's heterogeneous autoencoder).
+    n_diverse
+        Rows of the diversity comparison (``n_counterfactuals=3`` against DiCE): a random subset of the
+        searches' rows (tabular data sets only).
+    dice_sample_size
+        DiCE-random's ``sample_size`` (its default: 1,000).
+    dice_max_iterations
+        DiCE-genetic's ``maxiterations`` (its default: 500).
+    dice_row_limit_s
+        Seconds a DiCE call may take on one row; a row that takes longer counts as returning nothing
+        (DiCE-genetic's initialisation samples until it finds enough valid rows, without a limit).
     """
 
     classifier_epochs: int
@@ -140,6 +150,10 @@ class DatasetProfile:
     single_calls: int = 300
     cfrl_train_steps: Optional[int] = None
     cfrl_autoencoder_epochs: int = 50
+    n_diverse: int = 50
+    dice_sample_size: int = 1000
+    dice_max_iterations: int = 500
+    dice_row_limit_s: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -189,15 +203,19 @@ FULL = Profile(
 )
 """``tox -e bench``: whole test sets, a few hundred instances for the gradient searches."""
 
+QUICK_DICE: Dict[str, Any] = {"n_diverse": 3, "dice_sample_size": 200, "dice_max_iterations": 20,
+                              "dice_row_limit_s": 10.0}
+"""The diversity comparison in the quick profile: 3 rows, small DiCE settings (CI's budget is a minute)."""
+
 QUICK = Profile(
     name="quick",
     datasets={
         "mnist": DatasetProfile(classifier_epochs=1, autoencoder_epochs=1, n_train=5000, n_test=500, n_baseline=3,
                                 train_steps=30, single_calls=30),
         "compas": DatasetProfile(classifier_epochs=10, autoencoder_epochs=20, n_baseline=3, train_steps=100,
-                                 single_calls=30, cfrl_train_steps=100, cfrl_autoencoder_epochs=5),
+                                 single_calls=30, cfrl_train_steps=100, cfrl_autoencoder_epochs=5, **QUICK_DICE),
         "pima": DatasetProfile(classifier_epochs=50, autoencoder_epochs=100, n_baseline=3, train_steps=100,
-                               single_calls=30, cfrl_train_steps=100, cfrl_autoencoder_epochs=20),
+                               single_calls=30, cfrl_train_steps=100, cfrl_autoencoder_epochs=20, **QUICK_DICE),
     },
 )
 """``tox -e bench-quick`` (CI): every method on small subsets with few training steps; figures are not meaningful.
