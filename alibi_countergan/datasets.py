@@ -108,6 +108,16 @@ def _onehot(frame: pd.DataFrame, numeric: List[str], categorical: List[str]
     return np.concatenate(blocks, axis=1), names, cat_vars, category_map
 
 
+def compas_csv() -> Path:
+    """The path of the COMPAS table shipped with the package: a gzipped CSV with its strings as they are.
+
+    ``pandas.read_csv(compas_csv())`` gives the raw table of :func:`load_compas` (6,172 rows: six integer
+    columns, ``sex``, ``race`` and ``c_charge_degree`` as strings, and the label ``two_year_recid``), the
+    starting point of a model built on a user's own table.
+    """
+    return Path(str(resources.files("alibi_countergan").joinpath("data/compas.csv.gz")))
+
+
 def load_compas(path: Optional[PathLike] = None) -> TabularData:
     """The COMPAS recidivism data, one-hot encoded, with label 1 when the person did NOT reoffend.
 
