@@ -87,6 +87,11 @@ class CounteRGAN(Explainer, FitMixin):
 
     Every constructor parameter is also an attribute (``explainer.train_steps``), read from the checked
     :attr:`config`; assigning one checks it again (see :meth:`set_params`).
+
+    ``fit`` learns, besides the networks (``backend_``) and the feature space (``space_``): ``table_``, the
+    schema of a table fitted on (a DataFrame, or alibi's label-encoded array with ``category_map``; None for
+    plain arrays, see :mod:`alibi_countergan.table`), and ``encoded_config_``, the parameters translated to the
+    generator's encoded features (the same as :attr:`config` without a table).
     """
 
     config: CounteRGANConfig
@@ -585,7 +590,7 @@ class CounteRGAN(Explainer, FitMixin):
         space_np: SpaceTensors = space.tensors(NUMPY_OPS)
         state: Dict[str, Any] = {"backend_": backend, "space_": space, "n_classes_": n_classes, "_space_np": space_np,
                                  "_space_np64": _as_float64(space_np), "_eye": np.eye(n_classes, dtype=np.float32),
-                                 "_variables": Variables.from_space(space), "table_": table, "_core": core}
+                                 "_variables": Variables.from_space(space), "table_": table, "encoded_config_": core}
         if activate:
             self.backend_: Backend = backend
             self.space_: FeatureSpace = state["space_"]
@@ -595,7 +600,7 @@ class CounteRGAN(Explainer, FitMixin):
             self._variables: Variables = state["_variables"]
             self._eye: np.ndarray = state["_eye"]
             self.table_: Optional[TableSchema] = table
-            self._core: CounteRGANConfig = core
+            self.encoded_config_: CounteRGANConfig = core
             self.meta["params"]["n_classes"] = n_classes
         return state
 
@@ -613,7 +618,7 @@ class CounteRGAN(Explainer, FitMixin):
         finite = np.flatnonzero(np.all(np.isfinite(cf), axis=1))  # a diverged generator is reported by the step
         reached = np.zeros(len(cf), dtype=np.float32)
         if finite.size:
-            proba = self._predict(cf[finite].reshape((-1,) + self._core.feature_shape), self.n_classes_)
+            proba = self._predict(cf[finite].reshape((-1,) + self.encoded_config_.feature_shape), self.n_classes_)
             reached[finite] = proba[np.arange(finite.size), batch.target[finite]] >= self._training_proba()
         return dataclasses.replace(batch, cost_weights=reached)
 
@@ -738,7 +743,7 @@ class CounteRGAN(Explainer, FitMixin):
 
     def _explain(self, X: np.ndarray, target_class: Optional[TargetClass], immutable_features: Sequence[FeatureKey],
                  refine: bool, criterion: Criterion, n_counterfactuals: int) -> Explanation:
-        core, table = self._core, self.table_
+        core, table = self.encoded_config_, self.table_
         if table is None:
             x_batch, _ = as_instances(X, core.feature_shape, "X")
             where: Tuple[Any, Any] = (None, None)
@@ -784,16 +789,17 @@ class CounteRGAN(Explainer, FitMixin):
         """
         n, k = len(flat), self.n_classes_
         if targets is None:
-            orig_proba = self._predict(flat.reshape((-1,) + self._core.feature_shape), k)
+            orig_proba = self._predict(flat.reshape((-1,) + self.encoded_config_.feature_shape), k)
             candidates = (orig_proba.argmax(axis=1)[:, None] + np.arange(1, k)[None, :]) % k
             rows = np.repeat(np.arange(n), k - 1)
             cf_all = self._counterfactuals(flat[rows], candidates.reshape(-1), mask[rows])
-            proba_all = self._predict(cf_all.reshape((-1,) + self._core.feature_shape), k)
+            proba_all = self._predict(cf_all.reshape((-1,) + self.encoded_config_.feature_shape), k)
             best = proba_all[np.arange(len(rows)), candidates.reshape(-1)].reshape(n, k - 1).argmax(axis=1)
             pick = np.arange(n) * (k - 1) + best
             return candidates[np.arange(n), best], cf_all[pick], proba_all[pick], orig_proba
         cf_flat = self._counterfactuals(flat, targets, mask)
-        both = self._predict(np.concatenate([flat, cf_flat]).reshape((-1,) + self._core.feature_shape), k)
+        shape = (-1,) + self.encoded_config_.feature_shape
+        both = self._predict(np.concatenate([flat, cf_flat]).reshape(shape), k)
         orig_proba, cf_proba = both[:n], both[n:]
         already = orig_proba.argmax(axis=1) == targets
         cf_flat[already], cf_proba[already] = flat[already], orig_proba[already]
@@ -803,7 +809,7 @@ class CounteRGAN(Explainer, FitMixin):
         """The refinement of this explainer's counterfactuals, for inputs of ``dtype``."""
 
         def predict(rows: np.ndarray) -> np.ndarray:
-            return self._predict(rows.reshape((-1,) + self._core.feature_shape), self.n_classes_)
+            return self._predict(rows.reshape((-1,) + self.encoded_config_.feature_shape), self.n_classes_)
 
         tensors = self._space_np64 if dtype == np.float64 else self._space_np
         return Refiner(self.space_, tensors, predict, criterion, regenerate=self._counterfactuals,

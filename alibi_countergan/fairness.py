@@ -76,9 +76,12 @@ class FairnessReport:
 def _attribute_columns(explainer: CounteRGAN, key: Union[FeatureKey, str]
                        ) -> Tuple[str, List[int], Optional[List[str]]]:
     """(display name, columns, category names or None) for a protected attribute."""
-    names = explainer.feature_names
+    names = explainer.encoded_config_.feature_names
     groups = explainer.space_.groups
-    columns = resolve_features([key], explainer.n_features, names, "protected", groups)
+    table = explainer.table_
+    if table is not None and not (isinstance(key, str) and key in (names or ())):
+        key = table.column(key, "protected").name  # a column of the table, by name or index
+    columns = resolve_features([key], explainer.encoded_config_.n_features, names, "protected", groups)
     if len(columns) > 1 and names is not None:  # a categorical variable named as a whole
         return str(key), columns, [names[j].split("=", 1)[-1] for j in columns]
     column = columns[0]
@@ -101,10 +104,12 @@ def fairness_probe(explainer: CounteRGAN, X: np.ndarray, protected: Sequence[Uni
         A fitted explainer in which the protected attributes may change (the probe asks what the
         classifier would do with them; an immutable attribute never changes by construction).
     X
-        Instances to explain, e.g. a test set.
+        Instances to explain, e.g. a test set, in the form the explainer was fitted on (a DataFrame for an
+        explainer fitted on one).
     protected
         Attributes to probe: feature names or indices; a one-hot group by the name before ``=`` in
-        its columns' names (``'race'`` for ``'race=Caucasian'`` ...) or by any of its columns.
+        its columns' names (``'race'`` for ``'race=Caucasian'`` ...) or by any of its columns; for an
+        explainer fitted on a table, its columns by name or index.
     target_class
         Passed to :meth:`CounteRGAN.explain` (None: the explainer's default).
 
@@ -126,8 +131,11 @@ def fairness_probe(explainer: CounteRGAN, X: np.ndarray, protected: Sequence[Uni
             raise ValueError(f"protected attribute {label!r} is immutable in this explainer, so its counterfactuals "
                              f"never change it; fit an explainer in which it may change to probe the classifier.")
     explanation = explainer.explain(X, target_class=target_class)
-    x = np.asarray(X, dtype=np.float64).reshape(-1, explainer.n_features)
-    cf = np.asarray(explanation.cf["X"], dtype=np.float64).reshape(len(x), -1)
+    if explainer.table_ is None:
+        x = np.asarray(X, dtype=np.float64).reshape(-1, explainer.n_features)
+        cf = np.asarray(explanation.cf["X"], dtype=np.float64).reshape(len(x), -1)
+    else:  # a table: compare in its encoding (the one-hot columns of each category)
+        x, cf = (explainer.table_.read(t, "X")[0] for t in (X, explanation.cf["X"]))
     success = np.atleast_1d(explanation.success)
     rows = []
     for label, columns, categories in attributes:

@@ -246,7 +246,7 @@ def load(path: PathLike, predictor: Any, *, generator: Any = None, discriminator
 
 def _probe_predictor(explainer: "CounteRGAN", space: FeatureSpace, n_classes: int) -> None:
     """Call the predictor on one instance and check its output against the saved explainer."""
-    x = np.asarray(space.center, dtype=np.float32).reshape((1,) + explainer._core.feature_shape)
+    x = np.asarray(space.center, dtype=np.float32).reshape((1,) + explainer.encoded_config_.feature_shape)
     try:
         explainer._predict(x, n_classes)
     except ValueError as err:

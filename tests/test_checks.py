@@ -143,7 +143,6 @@ def test_predictor_that_does_not_return_probabilities_is_rejected(pima, predicto
     ({"seed": "zero"}, "seed"),
     ({"feature_names": ["a", "b"]}, "feature_names"),
     ({"immutable_features": [8]}, "out of range"),
-    ({"immutable_features": ["Glucose"]}, "no `feature_names`"),
     ({"monotone": {0: "sideways"}}, "direction"),
     ({"cat_vars": {6: 3}}, "runs past"),
     ({"feature_range": (0.0,)}, "feature_range"),

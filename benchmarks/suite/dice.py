@@ -212,8 +212,10 @@ def explain(dice: DiceExplainer, x_row: np.ndarray, target: int, k: int, seed: i
     from raiutils.exceptions import UserConfigValidationException
 
     query = dice.frame.to_frame(x_row.reshape(1, -1))
+    # DiCE draws from Python's and numpy's global generators (a fixed random_seed argument would give DiCE-random
+    # the same draws for every feature): seeding them makes a row's result reproducible
     random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
+    np.random.seed(seed % 2 ** 32)  # noqa: NPY002
     empty = np.zeros((0, dice.frame.n_features), dtype=np.float32)
     try:
         with _limited(dice.row_limit_s):

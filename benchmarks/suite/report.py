@@ -11,6 +11,7 @@ import numpy as np
 from alibi_countergan.metrics import mean_interval, median, ratio
 from benchmarks.suite import jsonfile
 from benchmarks.suite.data import load
+from benchmarks.suite.diversity import K, diverse_methods
 from benchmarks.suite.methods import Method, methods
 from benchmarks.suite.settings import Profile
 
@@ -110,6 +111,9 @@ def collect(out: Path, profile: Profile, machine: Dict[str, Any], backend: str, 
                  "target_class": ds.target_name, "immutable": ds.immutable, "categorical": bool(ds.cat_vars),
                  "n_common": len(common_rows) if common_rows is not None else None}
         entry["targets"] = _targets(name, entry, profile)
+        diversity = _diversity_record(name, steps)
+        if diversity is not None:
+            entry["diversity"] = diversity
         datasets[name] = entry
     return {
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -117,6 +121,25 @@ def collect(out: Path, profile: Profile, machine: Dict[str, Any], backend: str, 
         "data_dir": data_dir, "datasets": datasets,
         "steps": {n: {"ok": s["ok"], "seconds": round(s["seconds"], 2)} for n, s in steps.items()},
     }
+
+
+def _diversity_record(name: str, steps: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The diversity comparison of a data set (None for MNIST): each method's scores and what its run reported."""
+    chosen = diverse_methods(name)
+    if not chosen:
+        return None
+    scored = (_result(steps, f"{name}/evaluate") or {}).get("diversity") or {}
+    step = steps.get(f"{name}/diversity")
+    run = (_result(steps, f"{name}/diversity") or {}).get("methods", {})
+    records = {m.key: {"key": m.key, "label": m.label, "source": m.source, "dice": m.dice,
+                       "quality": scored.get("methods", {}).get(m.key, {"missing": True}), "run": run.get(m.key)}
+               for m in chosen}
+    for record in records.values():
+        reference = records["countergan-wb" if record["source"] == chosen[0].source else "countergan-bb"]
+        record["latency_ratio_to_countergan"] = ratio(record["quality"].get("latency_median_ms", math.nan),
+                                                      reference["quality"].get("latency_median_ms", math.nan))
+    return {"k": scored.get("k", K), "rows": scored.get("rows", []), "ok": bool(step and step["ok"]),
+            "step_s": step["seconds"] if step else None, "methods": records}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,6 +372,82 @@ def dataset_markdown(name: str, entry: Dict[str, Any], profile: Dict[str, Any]) 
     return "\n".join(lines)
 
 
+def diversity_markdown(name: str, entry: Dict[str, Any], profile: Dict[str, Any]) -> str:
+    """A data set's "Diversity (k=3)" table: CounteRGAN's ``n_counterfactuals=3`` against DiCE, on the same rows."""
+    div = entry["diversity"]
+    records: Dict[str, Dict[str, Any]] = div["methods"]
+    keys = list(records)
+    k = div["k"]
+
+    def cells(metric: str, digits: int, percent: bool = False) -> List[str]:
+        out = []
+        for key in keys:
+            q = records[key]["quality"]
+            iv = None if q.get("missing") else q.get(metric)
+            out.append("failed" if iv is None else f"{100 * iv['mean']:.1f}%" if percent and iv["n"] else
+                       _pm(iv, digits))
+        return out
+
+    def pairwise() -> List[str]:
+        out = []
+        for cell, key in zip(cells("pairwise", 2), keys):
+            q = records[key]["quality"]
+            out.append(cell if q.get("missing") else f"{cell} ({q['pairwise']['n']} instances)")
+        return out
+
+    rows: List[Tuple[str, List[str]]] = [
+        ("↑ Validity (share of the returned counterfactuals that reach the target)", cells("validity", 3)),
+        ("Counterfactuals returned per instance", cells("returned_per_row", 2)),
+        (f"↑ Valid distinct alternatives per instance (of {k})", cells("valid_distinct_per_row", 2)),
+        (f"↑ Instances with {k} valid alternatives", cells("rows_with_k", 3, percent=True)),
+        ("↓ L1 distance of the valid counterfactuals", cells("l1_valid", 2)),
+    ]
+    if entry.get("categorical"):
+        rows.append(("↓ Categories changed per valid counterfactual", cells("categories_valid", 2)))
+    rows += [
+        ("↓ Valid counterfactuals changing an immutable feature", cells("immutable_share", 3, percent=True)),
+        ("↑ Mean pairwise distance of an instance's valid counterfactuals (instances with 2 or more)", pairwise()),
+        ("↑ Mean pairwise distance, 0 for an instance with fewer than 2", cells("pairwise_zero_filled", 2)),
+        ("↓ Time per instance (ms, median, 1 thread)",
+         [_sig(records[key]["quality"].get("latency_median_ms")) for key in keys]),
+        ("↓ Time per instance (ms, mean)", cells("latency_ms", 1)),
+        ("↓ Time ratio to CounteRGAN (same box)", [_ratio_cell({**records[key], "baseline": records[key]["dice"]
+                                                                is not None}) for key in keys]),
+        ("Instances scored", [_num(records[key]["quality"].get("n_rows")) for key in keys]),
+    ]
+    lines = [f"#### Diversity (k={k})", "", _diversity_intro(name, entry, profile), "",
+             "| | " + " | ".join(records[key]["label"] for key in keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    lines += [f"| {label} | " + " | ".join(values) + " |" for label, values in rows]
+    return "\n".join(lines + [""])
+
+
+def _diversity_intro(name: str, entry: Dict[str, Any], profile: Dict[str, Any]) -> str:
+    """What the diversity table compares, how, and on how many rows."""
+    div = entry["diversity"]
+    records = div["methods"]
+    dp = profile["datasets"][name]
+    sources = {entry["methods"][r["source"]]["label"] for r in records.values() if r["source"] in entry["methods"]}
+    checks = [r["quality"]["distance_check_max_abs"] for r in records.values()
+              if "distance_check_max_abs" in r["quality"]]
+    timeouts = sum(r["quality"].get("status", {}).get("timeout", 0) for r in records.values())
+    version = next((r["run"]["settings"]["dice_ml"] for r in records.values() if r["dice"] and r["run"]), "?")
+    check = (f"; on CounteRGAN's counterfactuals it matches the explanation's own `mean_pairwise_distance` to within "
+             f"{max(checks):.1g}" if checks else "")
+    return (f"Each method is asked for {div['k']} counterfactuals of each of {len(div['rows'])} instances (drawn at "
+            f"random from the instances above), one instance per call, 1 thread, all methods in one process beside "
+            f"alibi's searches. CounteRGAN: `explain(x, target_class={entry['target_class']!r}, "
+            f"n_counterfactuals={div['k']})` with the fitted explainers of {', '.join(sorted(sources)) or 'n/a'}. "
+            f"DiCE (dice-ml {version}, its `sklearn` backend on the same classifier; immutable "
+            f"{', '.join(_short(entry['immutable']))} left out of `features_to_vary`; post-hoc sparsity on, as by "
+            f"default): random with `sample_size={dp['dice_sample_size']}`, genetic with "
+            f"`maxiterations={dp['dice_max_iterations']}`; a DiCE call that runs past {dp['dice_row_limit_s']:.0f} s "
+            f"counts as returning nothing ({timeouts} did). Its counterfactuals are mapped back to the encoded rows "
+            f"and scored like the others: validity over the returned counterfactuals, the other measures over each "
+            f"instance's valid distinct ones. The pairwise distance is CounteRGAN's `mean_pairwise_distance` (the "
+            f"change in standard deviations plus 1 per switched category), computed with the package's function for "
+            f"every method{check}. Mean ± 95% interval.")
+
+
 def _short(names: List[str]) -> List[str]:
     out: List[str] = []
     for n in names:
@@ -405,6 +504,8 @@ def markdown(results: Dict[str, Any]) -> str:
     ]
     for name, entry in results["datasets"].items():
         lines.append(dataset_markdown(name, entry, p))
+        if entry.get("diversity"):
+            lines.append(diversity_markdown(name, entry, p))
     failed = [n for n, s in results["steps"].items() if not s["ok"]]
     if failed:
         lines += [f"Failed steps: {', '.join(failed)} (see the logs).", ""]

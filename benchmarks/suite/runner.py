@@ -4,12 +4,15 @@ Order: for each data set, ``prepare`` (models and rows); the GAN-based methods a
 the other (fit with all threads, CFRL's with one, one batch explanation with all threads,
 single-instance latency with one thread); alibi's searches on the instance subset, split into shards that run in
 parallel single-threaded processes (one per core: each call is a long chain of tiny graph
-executions that a second thread does not speed up); ``evaluate``; and the report.
+executions that a second thread does not speed up), after a job per tabular data set in the same pool that
+compares CounteRGAN's ``n_counterfactuals=3`` with DiCE (:mod:`benchmarks.suite.diversity`); ``evaluate``; and
+the report.
 """
 
 import argparse
 import importlib.util
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -18,9 +21,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from benchmarks.suite import jsonfile, report, settings, system
+from benchmarks.suite.diversity import diverse_methods
 from benchmarks.suite.methods import methods
 
 
@@ -166,8 +170,19 @@ def main(argv: Optional[List[str]] = None) -> int:
             sequential(f"{name}/explain-batch", task("explain-batch", dataset, profile.threads, method=method.key))
             sequential(f"{name}/explain-single", task("explain-single", dataset, 1, method=method.key))
 
-    # alibi's searches: shards in parallel single-threaded processes
-    jobs = []
+    _parallel_jobs(profile, steps, task, out)
+
+    for dataset in profile.datasets:
+        if f"{dataset}/prepare" in steps and steps[f"{dataset}/prepare"].ok:
+            sequential(f"{dataset}/evaluate", task("evaluate", dataset, profile.threads))
+    return _report(out, profile, machine, backend, steps, time.perf_counter() - started, data_dir, args.docs)
+
+
+def _parallel_jobs(profile: settings.Profile, steps: Dict[str, Step], task: Callable[..., Dict[str, Any]],
+                   out: Path) -> None:
+    """The diversity comparisons and alibi's searches (shards), in parallel single-threaded processes; their steps go
+    to ``steps``."""
+    jobs = _diversity_jobs(profile, steps, task, out)
     for dataset in profile.datasets:
         if f"{dataset}/prepare" not in steps or not steps[f"{dataset}/prepare"].ok:
             continue
@@ -180,18 +195,30 @@ def main(argv: Optional[List[str]] = None) -> int:
                                             shard=[shard, profile.baseline_workers]),
                                  out / "logs" / f"{name.replace('/', '-')}.log"))
     if jobs:
-        _log(f"alibi's searches: {len(jobs)} shards on {profile.baseline_workers} processes ...")
+        _log(f"the diversity comparisons and alibi's searches: {len(jobs)} jobs on {profile.baseline_workers} "
+             f"processes ...")
         with ThreadPoolExecutor(max_workers=profile.baseline_workers) as pool:
             for step in pool.map(run_step, jobs):
                 steps[step.name] = step
-                if step.ok:
+                if step.ok and "latency_ms" in step.result:
                     _log(f"{step.name} done in {step.seconds:.1f} s ({len(step.result['rows'])} instances, "
                          f"median {_median(step.result['latency_ms']):.0f} ms)")
+                elif step.ok:
+                    medians = {k: m.get("median_ms") for k, m in step.result["methods"].items()}
+                    _log(f"{step.name} done in {step.seconds:.1f} s ({step.result['n']} instances, median ms "
+                         + ", ".join(f"{k} {v if v is not None else math.nan:.1f}" for k, v in medians.items()) + ")")
 
+
+def _diversity_jobs(profile: settings.Profile, steps: Dict[str, Step], task: Callable[..., Dict[str, Any]],
+                    out: Path) -> List[Step]:
+    """The diversity comparison of each tabular data set (CounteRGAN's k=3 and DiCE), a single-threaded job each."""
+    jobs = []
     for dataset in profile.datasets:
-        if f"{dataset}/prepare" in steps and steps[f"{dataset}/prepare"].ok:
-            sequential(f"{dataset}/evaluate", task("evaluate", dataset, profile.threads))
-    return _report(out, profile, machine, backend, steps, time.perf_counter() - started, data_dir, args.docs)
+        prepared = steps.get(f"{dataset}/prepare")
+        if prepared is not None and prepared.ok and diverse_methods(dataset):
+            jobs.append(Step(f"{dataset}/diversity", task("diversity", dataset, 1),
+                             out / "logs" / f"{dataset}-diversity.log"))
+    return jobs
 
 
 def _report(out: Path, profile: settings.Profile, machine: Dict[str, Any], backend: str, steps: Dict[str, Step],
@@ -221,6 +248,8 @@ def _step_name(task: Dict[str, Any]) -> str:
         return f"{task['dataset']}/{task['kind']}"
     if task["kind"] == "baseline":
         return f"{task['dataset']}/{task['method']}/shard-{task['shard'][0]}"
+    if task["kind"] == "diversity":
+        return f"{task['dataset']}/diversity"
     return f"{task['dataset']}/{task['method']}/{task['kind']}"
 
 

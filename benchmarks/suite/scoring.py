@@ -1,4 +1,5 @@
-"""Scores of every method's counterfactuals, computed once with the same classifier and autoencoder."""
+"""Scores of every method's counterfactuals, computed once with the same classifier and autoencoder (and the
+diversity comparison's, see :mod:`benchmarks.suite.diversity`)."""
 
 import json
 from pathlib import Path
@@ -10,6 +11,7 @@ from alibi_countergan import metrics
 from alibi_countergan.constraints import FeatureSpace
 from alibi_countergan.features import build_feature_space, onehot_groups
 from alibi_countergan.ops import NUMPY_OPS
+from benchmarks.suite import diversity
 from benchmarks.suite.data import Dataset, load
 from benchmarks.suite.methods import Method, methods
 from benchmarks.suite.models import Models, load_autoencoder, load_classifier, predict
@@ -168,7 +170,8 @@ def score_dataset(task: Dict[str, Any]) -> Dict[str, Any]:
                 figure[f"{method.key}/realism"] = scores["realism"][index]
     if figure:
         np.savez_compressed(dataset_dir / "figure.npz", **figure)
-    return {"methods": result, "common_rows": common.tolist()}
+    diverse = diversity.score(ds, lambda rows: predict(classifier, rows), space, variables(ds), dataset_dir)
+    return {"methods": result, "common_rows": common.tolist(), "diversity": diverse}
 
 
 def _figure_rows(ds: Dataset, subset: np.ndarray) -> Optional[np.ndarray]:

@@ -131,7 +131,8 @@ def machine(repo: Path) -> Dict[str, Any]:
         "memory_gb": round(mem_kb / 1024 / 1024, 1) if mem_kb else None,
         "os": platform.platform(),
         "python": platform.python_version(),
-        "versions": {p: _version(p) for p in ("alibi-countergan", "alibi", "tensorflow", "keras", "torch", "numpy")},
+        "versions": {p: _version(p) for p in ("alibi-countergan", "alibi", "tensorflow", "keras", "torch", "numpy",
+                                              "pandas", "dice-ml")},
         "commit": _git_commit(repo),
         "load_average_at_start": [round(x, 2) for x in load],
     }

@@ -11,6 +11,8 @@ Steps (``task['kind']``):
 - ``explain-batch``: load it, explain all rows in one call (batch latency), save the counterfactuals.
 - ``explain-single``: load it, time many warm single-instance calls (single-thread).
 - ``baseline``: run alibi's ``Counterfactual`` or ``CounterfactualProto`` on a shard of the subset.
+- ``diversity``: CounteRGAN's ``n_counterfactuals=3`` (white-box and black-box) and DiCE (``'random'`` and
+  ``'genetic'``) on the diversity rows (see :mod:`benchmarks.suite.diversity`).
 - ``evaluate``: score every method's counterfactuals with the same classifier and autoencoder.
 """
 
@@ -353,6 +355,72 @@ def _ordinal_range(ds: Dataset) -> Tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------------------
+# diversity: k = 3 counterfactuals per instance, CounteRGAN against DiCE
+# ---------------------------------------------------------------------------------------------
+
+
+def diversity_step(task: Dict[str, Any]) -> Dict[str, Any]:
+    """The diversity comparison on one data set, every method in this single-threaded process, one row per call:
+    CounteRGAN's ``explain(x, target_class, n_counterfactuals=3)`` (white-box and black-box), then DiCE-random and
+    DiCE-genetic. A method that fails leaves the others' results saved; the step then fails, naming it."""
+    from benchmarks.suite import diversity
+
+    ds = _dataset(task)
+    rows = _rows(task)
+    chosen = diversity.diverse_rows(rows["subset"], task["dataset_profile"]["n_diverse"], task["seed"])
+    warmup = int(rows["warmup"][0])
+    out: Dict[str, Any] = {"rows": chosen.tolist(), "n": int(len(chosen)), "methods": {}}
+    errors = []
+    for m in diversity.diverse_methods(ds.name):
+        start = time.perf_counter()
+        try:
+            info = _diverse_countergan(task, ds, m.source, m.key, chosen, warmup) if m.source is not None else \
+                _diverse_dice(task, ds, str(m.dice), m.key, chosen, warmup)
+        except Exception as err:  # the other methods still run; the step fails at the end
+            traceback.print_exc()
+            errors.append(f"{m.key}: {type(err).__name__}: {err}")
+            info = {"error": errors[-1]}
+        info["step_s"] = time.perf_counter() - start
+        out["methods"][m.key] = info
+    out["peak_rss_mb"] = system.peak_rss_mb()
+    if errors:
+        raise RuntimeError("; ".join(errors))
+    return out
+
+
+def _diverse_countergan(task: Dict[str, Any], ds: Dataset, source: str, key: str, chosen: np.ndarray,
+                        warmup: int) -> Dict[str, Any]:
+    """CounteRGAN with ``n_counterfactuals=3``, the fitted explainer of the main table's method ``source``."""
+    from alibi_countergan.saving import load as load_explainer
+    from benchmarks.suite import diversity
+
+    predictor = _predictor(ds, _models(task), _method(ds, source), task["backend"])
+    explainer = load_explainer(Path(task["dataset_dir"]) / source / "explainer", predictor)
+    found = diversity.explain_countergan(explainer, ds.X_test[chosen], ds.target, ds.X_test[warmup])
+    diversity.save(Path(task["dataset_dir"]), key, chosen, **found)
+    return {"source": source, "median_ms": float(np.median(found["latency_ms"])), "returned": int(len(found["cf"]))}
+
+
+def _diverse_dice(task: Dict[str, Any], ds: Dataset, method: str, key: str, chosen: np.ndarray,
+                  warmup: int) -> Dict[str, Any]:
+    """DiCE (``method``: ``'random'`` or ``'genetic'``) with the profile's settings."""
+    from benchmarks.suite import dice, diversity
+    from benchmarks.suite.models import keras_function, load_classifier
+
+    dp = task["dataset_profile"]
+    predict_fn = keras_function(load_classifier(ds, _models(task).classifier))
+    predict_fn(ds.X_test[warmup:warmup + 1])  # traces the compiled function once (not counted)
+    start = time.perf_counter()
+    explainer = dice.build(ds, predict_fn, method, dp["dice_sample_size"], dp["dice_max_iterations"],
+                           dp["dice_row_limit_s"])
+    build_s = time.perf_counter() - start
+    owner, cf, ms, status = dice.explain_rows(explainer, ds.X_test[chosen], ds.target, diversity.K, task["seed"])
+    diversity.save(Path(task["dataset_dir"]), key, chosen, owner, cf, ms, status)
+    return {"build_s": build_s, "median_ms": float(np.median(ms)) if len(ms) else None, "returned": int(len(cf)),
+            "status": {s: status.count(s) for s in sorted(set(status))}, "settings": dice.describe(explainer)}
+
+
+# ---------------------------------------------------------------------------------------------
 # evaluation
 # ---------------------------------------------------------------------------------------------
 
@@ -366,7 +434,7 @@ def evaluate(task: Dict[str, Any]) -> Dict[str, Any]:
 
 TASKS: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
     "prepare": prepare, "fit": fit, "explain-batch": explain_batch, "explain-single": explain_single,
-    "baseline": baseline, "evaluate": evaluate,
+    "baseline": baseline, "diversity": diversity_step, "evaluate": evaluate,
 }
 
 
