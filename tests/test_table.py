@@ -315,3 +315,21 @@ def test_fairness_probe_reads_a_table(backend, compas_table):
         switched = (cf[attribute] != declined[attribute]).mean()
         rows = report.table[report.table["attribute"] == attribute]
         assert rows["share"].sum() == pytest.approx(switched)
+
+
+def test_constraints_by_column_name_and_diverse_counterfactuals(backend, compas_table):
+    train, declined = compas_table["train"], compas_table["declined"].iloc[:20]
+    explainer = CounteRGAN(compas_table["model"], (1, 9), backend=backend.name, immutable_features=["age", 6, "race"],
+                           monotone={"priors_count": "decreasing", 3: "decreasing"},
+                           category_cost={"c_charge_degree": 3.0}, train_steps=200, verbose=False, seed=0).fit(train)
+    assert explainer.space_.category_costs == (1.0, 1.0, 3.0)  # sex, race, c_charge_degree
+    explanation = explainer.explain(declined, target_class=1, n_counterfactuals=3)
+    cf = explanation.cf["X"]
+    assert (cf["priors_count"] <= declined["priors_count"]).all()
+    assert (cf["juv_fel_count"] <= declined["juv_fel_count"]).all()
+    assert len(explanation.counterfactuals) == len(declined)
+    for options, (_, row) in zip(explanation.counterfactuals, declined.iterrows()):
+        X = options["X"]
+        assert isinstance(X, pd.DataFrame) and list(X.columns) == list(declined.columns)
+        assert X.dtypes.to_dict() == declined.dtypes.to_dict()
+        assert (X["priors_count"] <= row["priors_count"]).all() and (X["sex"] == row["sex"]).all()
