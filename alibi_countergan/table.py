@@ -380,9 +380,12 @@ class TableSchema:
                                  f"{row}); its known categories are {list(c.categories)}.")
             return np.eye(c.width, dtype=np.float64)[codes]
         if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
-            sample = series.iloc[0]
-            raise ValueError(f"{what}: column {c.name!r} must hold numbers ({c.kind}), got dtype {series.dtype} "
-                             f"(e.g. {sample!r}).")
+            numbers = pd.to_numeric(series, errors="coerce")  # numbers held as objects (parsed JSON...) are fine
+            if numbers.isna().any():
+                row = int(np.flatnonzero(numbers.isna().to_numpy())[0])
+                raise ValueError(f"{what}: column {c.name!r} must hold numbers ({c.kind}), got dtype {series.dtype} "
+                                 f"with {series.iloc[row]!r} (row {row}).")
+            series = numbers
         values = series.to_numpy(dtype=np.float64)
         if not np.all(np.isfinite(values)):
             row = int(np.flatnonzero(~np.isfinite(values))[0])
@@ -527,13 +530,11 @@ def _categories_out(codes: np.ndarray, c: TableColumn) -> Any:
 
 def _numbers_out(values: np.ndarray, c: TableColumn) -> Any:
     if c.kind == BOOL:
-        return values > 0.5
-    if c.kind == INTEGER and c.dtype.lower().startswith(("int", "uint")):
-        return np.round(values).astype(c.dtype.lower())
-    try:
-        return values.astype(c.dtype)
-    except TypeError:  # pandas extension dtypes (Int64, Float64...)
-        return pd.array(np.round(values) if c.kind == INTEGER else values, dtype=c.dtype)
+        values = values > 0.5
+    elif c.kind == INTEGER:
+        values = np.round(values)
+    dtype = pd.api.types.pandas_dtype(c.dtype)
+    return values.astype(dtype) if isinstance(dtype, np.dtype) else pd.array(values, dtype=dtype)
 
 
 # ----------------------------------------------------------------------------------------------
