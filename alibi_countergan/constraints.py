@@ -22,7 +22,7 @@ Order of the projection (each step keeps what the previous ones guaranteed):
 6. ordinal features snap to their grid of values, in the allowed direction.
 """
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any, Dict, Mapping, Tuple
 
 import numpy as np
@@ -131,10 +131,6 @@ class FeatureSpace:
             min_change=float(config["min_change"]),
             category_costs=tuple(float(c) for c in config.get("category_costs", ())),
         )
-
-    def with_mutable(self, mutable: np.ndarray) -> "FeatureSpace":
-        """A copy with another immutability mask."""
-        return replace(self, mutable=np.asarray(mutable, dtype=np.float32))
 
 
 @dataclass(frozen=True)

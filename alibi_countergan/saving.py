@@ -61,8 +61,7 @@ READABLE_FORMAT_VERSIONS = (1,)
 """Layout versions this release can load."""
 
 CONFIG_FILE = "countergan.json"
-NUMPY_WEIGHTS_FILE = NUMPY_WEIGHTS.file_name
-NUMPY_WEIGHT_FORMAT = NUMPY_WEIGHTS.weight_format
+
 
 class IncompatibleSaveError(ValueError):
     """A saved explainer that this version of alibi-countergan cannot load (or not a CounteRGAN save)."""
