@@ -40,7 +40,7 @@ from alibi_countergan.params import CounteRGANConfig, Parameter, check_predictor
 from alibi_countergan.refine import SEARCH_OTHER_CLASSES, Criterion, Refiner, Variables
 from alibi_countergan.table import FRAME, TableSchema, encoded_config, is_table, table_explanation
 from alibi_countergan.targets import OTHER, TargetClass, resolve_targets
-from alibi_countergan.threads import thread_policy
+from alibi_countergan.threads import fit_thread_policy, thread_policy
 from alibi_countergan.training import BatchSampler, TailAverage
 from alibi_countergan.validation import as_instances, check_bool, check_int, check_probabilities, check_target_proba
 from alibi_countergan.value import LossWeights
@@ -470,7 +470,7 @@ class CounteRGAN(Explainer, FitMixin):
         if not hasattr(self, "backend_"):
             raise RuntimeError("This CounteRGAN explainer is not fitted yet: call fit(X) before explain().")
 
-    @thread_policy
+    @fit_thread_policy
     def fit(self, X: np.ndarray, y: Optional[np.ndarray] = None) -> "CounteRGAN":
         """Train the generator (and discriminator) on data ``X``.
 

@@ -142,7 +142,7 @@ def run(name: str, loader: Callable, repeats: int) -> pd.DataFrame:
         figures[form] = {**scores, "fit s": fit_s, "one explanation ms": 1e3 * float(np.median(singles))}
     print(f"\n{name}: {len(train)} fit rows, {len(rows)} explained, immutable {immutable}")
     table = pd.DataFrame(figures).T
-    print(table.to_markdown(floatfmt=".3g"))
+    print(table.to_markdown(floatfmt=".3g"), flush=True)
     return table
 
 
@@ -151,7 +151,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=100, help="single explanations timed per form")
     args = parser.parse_args()
     import torch
+    from threadpoolctl import threadpool_limits
 
+    # one thread for the classifier's OpenMP loops too: gradient-boosted trees spread over every core spin for
+    # minutes on a shared machine (the explainer itself uses one intra-op thread, n_threads=1)
+    threadpool_limits(1)
     torch.set_num_threads(1)
     for name, loader in (("Palmer penguins", penguins), ("Vega cars", cars)):
         run(name, loader, args.repeats)

@@ -151,3 +151,25 @@ def test_tensorflow_threads_are_left_alone(user_threads):
         assert tf.config.threading.get_intra_op_parallelism_threads() == before
         assert torch.get_num_threads() == user_threads
     assert tf.config.threading.get_intra_op_parallelism_threads() == before
+
+
+def test_fit_limits_the_predictors_native_thread_pools_and_restores_them(pima):
+    """A scikit-learn model's OpenMP threads (gradient-boosted trees) run with n_threads during fit, and the
+    process's pools are as they were afterwards."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    _, X_train, _, y_train, _ = pima
+    trees = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(X_train, y_train)
+    seen = []
+
+    def predict(x):
+        seen.append({p["user_api"]: p["num_threads"] for p in threadpool_info()})
+        return trees.predict_proba(x)
+
+    with threadpool_limits(limits=2):
+        before = {p["user_api"]: p["num_threads"] for p in threadpool_info()}
+        CounteRGAN(predict, (1, 8), train_steps=3, verbose=False).fit(X_train)
+        after = {p["user_api"]: p["num_threads"] for p in threadpool_info()}
+    assert seen and all(set(s.values()) == {1} for s in seen)
+    assert after == before
