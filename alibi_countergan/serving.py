@@ -16,11 +16,24 @@ in; name one in a ``model-settings.json``'s ``"implementation"``:
 
 ``parameters.uri`` is the directory written by ``explainer.save(path)``; it is read with
 :func:`alibi_countergan.saving.load`, which reads only JSON and weight files (no pickle).
-``explainer_batch`` defaults to true: a request's input is a batch ``[n, ...]`` explained in
-one call (false accepts one instance per request). The request's
-``parameters.explain_parameters`` are passed to :meth:`CounteRGAN.explain` by name
-(``target_class`` and any explain-time option that ``explain`` accepts); an unknown name, a
-malformed input or an invalid value is answered with HTTP 400 and a message naming the problem.
+
+Requests come in two forms, following the form of the explainer's fit data:
+
+- an explainer fitted on a pandas DataFrame takes MLServer's pandas codec: one input per column,
+  named by it, numbers as INT64/FP64 (or any V2 number type), strings as BYTES, and preferably
+  ``parameters.content_type`` ``"pd"``; the response's ``cf.X`` is a table of the same columns (in
+  pandas' ``split`` orientation), with ``changes`` and ``recourse``. The black-box runtime calls the
+  classifier the same way: a pandas-codec request with the fit data's columns and dtypes, which
+  MLServer's scikit-learn runtime decodes into the DataFrame a scikit-learn ``Pipeline`` expects;
+- any other explainer takes one input tensor ``[n, ...]`` of numbers.
+
+``explainer_batch`` defaults to true: a request holds a batch of instances explained in one call
+(false accepts one instance per request). The request's ``parameters.explain_parameters`` are
+passed to :meth:`CounteRGAN.explain` by name (``target_class`` and any explain-time option that
+``explain`` accepts); an unknown name, a malformed input or an invalid value is answered with HTTP
+400 and a message naming the problem. The black-box runtime's responses carry
+``parameters.classifier_requests``: how many inference requests the explanation sent to the
+classifier's server.
 
 This module imports MLServer; :mod:`alibi_countergan` itself never imports it.
 """
@@ -31,25 +44,42 @@ import inspect
 import logging
 import math
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import pandas as pd
 import requests
 from alibi.api.interfaces import Explanation
 from fastapi import status
-from mlserver.codecs import NumpyCodec
+from mlserver.codecs import NumpyCodec, NumpyRequestCodec, PandasCodec, StringCodec
+from mlserver.codecs.numpy import to_dtype
 from mlserver.errors import MLServerError
 from mlserver.settings import ModelSettings
-from mlserver.types import InferenceRequest, InferenceResponse, MetadataModelResponse
+from mlserver.types import (
+    InferenceRequest,
+    InferenceResponse,
+    MetadataModelResponse,
+    Parameters,
+    RequestInput,
+    RequestOutput,
+    ResponseOutput,
+)
 from mlserver.utils import to_absolute_path
-from mlserver_alibi_explain.common import SELDON_SKIP_LOGGING_HEADER, construct_metadata_url, to_v2_inference_request
+from mlserver_alibi_explain.common import (
+    EXPLAIN_PARAMETERS_TAG,
+    SELDON_SKIP_LOGGING_HEADER,
+    construct_metadata_url,
+    to_v2_inference_request,
+)
 from mlserver_alibi_explain.explainers.black_box_runtime import AlibiExplainBlackBoxRuntime
 from mlserver_alibi_explain.explainers.white_box_runtime import AlibiExplainWhiteBoxRuntime
 
 from alibi_countergan import saving
 from alibi_countergan.explainer import CounteRGAN
+from alibi_countergan.table import BOOL, CATEGORY, FRAME, INTEGER, TableColumn, TableSchema
 
 logger = logging.getLogger("mlserver.countergan")
 """A child of MLServer's logger, so that messages appear in the server's log with its format."""
@@ -147,6 +177,31 @@ class ServingOptions:
             values[name] = int(value) if integral else float(value)
         return cls(**values)
 
+    def check_size(self, rows: int, values: int, n_bytes: int, what: str, counted: str) -> None:
+        """Refuse a request larger than the limits, from its declared size (before its data are decoded).
+
+        Parameters
+        ----------
+        rows, values, n_bytes
+            The instances, values and bytes the request holds.
+        what, counted
+            How the message names the data (``'input tensor holds'``) and how its bytes were counted.
+
+        Raises
+        ------
+        RequestTooLargeError
+            For more rows than ``max_rows`` or more bytes than ``max_request_bytes``.
+        """
+        if rows > self.max_rows:
+            raise RequestTooLargeError(
+                f"The request holds {rows} instances; this model accepts at most {self.max_rows} per request "
+                f"(parameters.extra.max_rows). Split it into smaller requests.")
+        if n_bytes > self.max_request_bytes:
+            raise RequestTooLargeError(
+                f"The request's {what} {values} values ({n_bytes} bytes {counted}); this model accepts at most "
+                f"{self.max_request_bytes} bytes per request (parameters.extra.max_request_bytes). Split it into "
+                f"smaller requests.")
+
 
 def _with_defaults(settings: ModelSettings) -> ModelSettings:
     """Fill in ``explainer_type`` and ``explainer_batch``; refuse ``init_parameters`` (a CounteRGAN must be fitted)."""
@@ -231,46 +286,64 @@ class _CounteRGANRuntime:
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         """Explain the request's instances (V2 inference request in, the explanation as JSON out).
 
+        An explainer fitted on a DataFrame reads the request with MLServer's pandas codec (one input per
+        column); any other reads one input tensor of numbers (see the module's docstring).
+
         Raises
         ------
         ExplainRequestError
-            For a request without exactly one input tensor, data that do not fit its shape, and
-            everything :meth:`CounteRGAN.explain` rejects.
+            For a request that does not hold the instances in the explainer's form (a missing or unknown
+            column, a value of the wrong type, data that do not fit the declared shape), and everything
+            :meth:`CounteRGAN.explain` rejects.
         RequestTooLargeError
             For more rows or bytes than ``max_rows`` / ``max_request_bytes``.
         """
+        schema = self._frame_schema()
+        input_data = read_table_request(payload, schema, self.options) if schema is not None \
+            else self._read_array(payload)
+        given = payload.parameters.model_dump().get(EXPLAIN_PARAMETERS_TAG) if payload.parameters else None
+        loop = asyncio.get_running_loop()
+        explanation, calls = await loop.run_in_executor(
+            self._executor, functools.partial(self._explain_counted, input_data, given))  # type: ignore[attr-defined]
+        counted = {} if calls is None else {"classifier_requests": calls}  # Parameters allows extra fields
+        parameters = Parameters(headers={"x-seldon-alibi-type": "explanation",
+                                         "x-seldon-alibi-method": self.get_alibi_method()}, **counted)
+        output: ResponseOutput = StringCodec.encode_output(payload=[explanation.to_json()], name="explanation")
+        return InferenceResponse(model_name=self.name, model_version=self.version,  # type: ignore[attr-defined]
+                                 outputs=[output], parameters=parameters)
+
+    def _frame_schema(self) -> Optional[TableSchema]:
+        """The schema of the DataFrame the explainer was fitted on, or None (arrays, and alibi's label-encoded form)."""
+        table: Optional[TableSchema] = getattr(self._model, "table_", None)
+        return table if table is not None and table.form == FRAME else None
+
+    def _read_array(self, payload: InferenceRequest) -> np.ndarray:
+        """The request's one input tensor as an array (mlserver-alibi-explain's decoding), after the size limits."""
         inputs = payload.inputs
         if len(inputs) != 1:
             raise ExplainRequestError(
                 f"The request has {len(inputs)} input tensors; send exactly one, holding the instances to explain "
                 f"with shape [n, {', '.join(map(str, self._model.feature_shape))}].")
-        self._check_size(list(inputs[0].shape))
-        try:
-            return await super().predict(payload)  # type: ignore[misc]
-        except (ValueError, TypeError) as err:  # decoding: data that do not fill the declared shape, bad dtypes
-            raise ExplainRequestError(f"The input tensor {inputs[0].name!r} could not be read: {err}") from None
-
-    def _check_size(self, shape: Any) -> None:
-        """Refuse a request larger than the limits, from its declared shape (before the data are decoded)."""
+        shape = list(inputs[0].shape)
         if not shape or not all(isinstance(d, int) and d >= 0 for d in shape):
             raise ExplainRequestError(f"The input tensor's shape {shape} is not a list of non-negative integers.")
-        rows, values = shape[0], math.prod(shape)
-        if rows > self.options.max_rows:
-            raise RequestTooLargeError(
-                f"The request holds {rows} instances; this model accepts at most {self.options.max_rows} per request "
-                f"(parameters.extra.max_rows). Split it into smaller requests.")
-        if 4 * values > self.options.max_request_bytes:
-            raise RequestTooLargeError(
-                f"The request's input tensor holds {values} values ({4 * values} bytes as float32); this model "
-                f"accepts at most {self.options.max_request_bytes} bytes per request "
-                f"(parameters.extra.max_request_bytes). Split it into smaller requests.")
+        self.options.check_size(shape[0], math.prod(shape), 4 * math.prod(shape), "input tensor holds", "as float32")
+        try:
+            decoded = self.decode_request(payload, default_codec=NumpyRequestCodec)  # type: ignore[attr-defined]
+            return np.array(decoded) if isinstance(decoded, pd.DataFrame) else np.asarray(decoded)
+        except (ValueError, TypeError) as err:  # data that do not fill the declared shape, bad dtypes
+            raise ExplainRequestError(f"The input tensor {inputs[0].name!r} could not be read: {err}") from None
+
+    def _explain_counted(self, input_data: Any, explain_parameters: Any) -> Tuple[Explanation, Optional[int]]:
+        """The explanation, and the number of requests it sent to the classifier's server (None: no server)."""
+        return self._explain_impl(input_data, explain_parameters), None
 
     def _explain_impl(self, input_data: Any, explain_parameters: Any) -> Explanation:
         parameters = self._explain_parameters(explain_parameters)
-        x = np.asarray(input_data)
-        if not self.alibi_explain_settings.explainer_batch and (x.ndim == 0 or len(x) != 1):
+        x = input_data if isinstance(input_data, pd.DataFrame) else np.asarray(input_data)
+        if not self.alibi_explain_settings.explainer_batch and (np.ndim(x) == 0 or len(x) != 1):
             raise ExplainRequestError(f"This explainer is configured with explainer_batch=false: send one instance "
-                                      f"per request, got an input of shape {list(x.shape)}.")
+                                      f"per request, got {_rows_text(x)}.")
         try:
             return self._model.explain(x, **parameters)
         except (ValueError, TypeError) as err:
@@ -331,9 +404,15 @@ class CounteRGANBlackBoxRuntime(_CounteRGANRuntime, AlibiExplainBlackBoxRuntime)
 
     def __init__(self, settings: ModelSettings) -> None:
         _init_runtime(self, AlibiExplainBlackBoxRuntime, settings)
+        self._calls = threading.local()  # per executor thread: one explanation runs in one thread
 
     def _probes_predictor_at_load(self) -> bool:
         return False  # the classifier's server may start after this one
+
+    def _explain_counted(self, input_data: Any, explain_parameters: Any) -> Tuple[Explanation, Optional[int]]:
+        self._calls.count = 0
+        explanation = self._explain_impl(input_data, explain_parameters)
+        return explanation, int(self._calls.count)
 
     def _classifier_ready(self) -> bool:
         return self._classifier_down is None
@@ -394,6 +473,8 @@ class CounteRGANBlackBoxRuntime(_CounteRGANRuntime, AlibiExplainBlackBoxRuntime)
         headers = {**dict(self.options.classifier_headers), **(headers or {})}
         where = self.infer_uri
         call = "" if uri == self.infer_uri else f" (asked for its metadata at {uri})"
+        if uri == self.infer_uri:
+            self._calls.count = getattr(self._calls, "count", 0) + 1
         try:
             response = requests.request(method, uri, timeout=timeout, verify=self._verify(), headers=headers, **kwargs)
         except requests.Timeout:
@@ -410,17 +491,24 @@ class CounteRGANBlackBoxRuntime(_CounteRGANRuntime, AlibiExplainBlackBoxRuntime)
         return response
 
     def _infer_impl(self, input_data: Any) -> np.ndarray:
-        """The classifier's probabilities for ``input_data``, through its V2 endpoint (mlserver-alibi-explain's
-        protocol, with a timeout on every call)."""
-        if self.infer_metadata is None and "/v2/pipelines/" not in self.infer_uri:
-            meta = self._call_classifier("GET", construct_metadata_url(self.infer_uri))
-            try:
-                self.infer_metadata = MetadataModelResponse.model_validate_json(meta.text)
-            except ValueError as err:
-                raise ClassifierError(f"The classifier at {self.infer_uri} answered its metadata request with "
-                                      f"something other than V2 metadata: {err}") from None
-        request = to_v2_inference_request(input_data=input_data, metadata=self.infer_metadata,
-                                          output=self.alibi_explain_settings.infer_output)
+        """The classifier's probabilities for ``input_data``, through its V2 endpoint, with a timeout on every call.
+
+        A DataFrame (the rows of an explainer fitted on one) is sent with MLServer's pandas codec
+        (:func:`table_request`); an array as mlserver-alibi-explain sends it (one input tensor, named after
+        the classifier's metadata).
+        """
+        output = self.alibi_explain_settings.infer_output
+        if isinstance(input_data, pd.DataFrame):
+            request = table_request(input_data, output)
+        else:
+            if self.infer_metadata is None and "/v2/pipelines/" not in self.infer_uri:
+                meta = self._call_classifier("GET", construct_metadata_url(self.infer_uri))
+                try:
+                    self.infer_metadata = MetadataModelResponse.model_validate_json(meta.text)
+                except ValueError as err:
+                    raise ClassifierError(f"The classifier at {self.infer_uri} answered its metadata request with "
+                                          f"something other than V2 metadata: {err}") from None
+            request = to_v2_inference_request(input_data=input_data, metadata=self.infer_metadata, output=output)
         response = self._call_classifier("POST", self.infer_uri, json=request.model_dump(),
                                          headers={SELDON_SKIP_LOGGING_HEADER: "true"})
         try:
@@ -452,6 +540,213 @@ class CounteRGANWhiteBoxRuntime(_CounteRGANRuntime, AlibiExplainWhiteBoxRuntime)
     async def _get_inference_model(self) -> Any:
         path = to_absolute_path(self.settings, self.alibi_explain_settings.infer_uri)
         return load_classifier(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# tables: MLServer's pandas codec
+# ---------------------------------------------------------------------------------------------
+
+TABLE_HINT = ("send one input per column, named by it (MLServer's pandas codec, parameters.content_type \"pd\"): "
+              "numbers as INT64 or FP64, strings as BYTES")
+"""How a request to an explainer fitted on a DataFrame holds its instances, for messages."""
+
+
+def read_table_request(payload: InferenceRequest, schema: TableSchema, options: ServingOptions) -> pd.DataFrame:
+    """The instances of a pandas-codec request (one input per column) as a DataFrame, checked before any work.
+
+    Parameters
+    ----------
+    payload
+        The request: one input per column of ``schema``, named by it, of shape ``[n]`` or ``[n, 1]``;
+        numbers in any V2 number type (whole numbers for integer columns, BOOL or 0/1 for bool columns),
+        strings as BYTES (``str`` or UTF-8 ``bytes``). ``parameters.content_type`` may be ``"pd"`` or left out.
+    schema
+        The explainer's table.
+    options
+        The limits (``max_rows``, ``max_request_bytes``, counted as 4 bytes per number and each string's
+        length).
+
+    Returns
+    -------
+    frame
+        One column per input, in the request's order (the explainer matches them by name).
+
+    Raises
+    ------
+    ExplainRequestError
+        For no input, a shape other than one value per row, inputs of different lengths, a missing, unknown
+        or repeated column, a null, a string in a numeric column or a number in a string column, a
+        fractional value in an integer column, or a bool column holding other values than 0 and 1; each
+        naming the column (and the row).
+    RequestTooLargeError
+        For more rows than ``max_rows`` or more bytes than ``max_request_bytes``.
+    """
+    inputs = payload.inputs
+    _check_table_names([i.name for i in inputs], schema)
+    rows = _table_rows(inputs)
+    n_bytes = sum(_input_bytes(i, rows) for i in inputs)
+    options.check_size(rows, rows * len(inputs), n_bytes, "inputs hold", "counting 4 per number and each string's "
+                                                                          "length")
+    return pd.DataFrame({i.name: _table_column(i, schema.column(i.name, "X"), rows) for i in inputs})
+
+
+def _table_rows(inputs: Sequence[RequestInput]) -> int:
+    """The number of instances: every input's first dimension, the same for all (one input at least)."""
+    lengths: Dict[str, int] = {}
+    for i in inputs:
+        shape = list(i.shape)
+        if not (shape and len(shape) <= 2 and all(isinstance(d, int) and d >= 0 for d in shape)
+                and shape[1:] in ([], [1])):
+            raise ExplainRequestError(f"Input {i.name!r} has shape {shape}; a column's input has shape [n] or [n, 1] "
+                                      f"(one value per instance): {TABLE_HINT}.")
+        lengths[i.name] = shape[0]
+    if len(set(lengths.values())) > 1:
+        raise ExplainRequestError(f"The inputs hold different numbers of rows ({lengths}); every column needs one "
+                                  f"value per instance.")
+    return next(iter(lengths.values()))
+
+
+def _flat_values(i: RequestInput) -> List[Any]:
+    """An input's data as a flat list (JSON may nest rows: ``[[25], [31]]``)."""
+    out: List[Any] = []
+    pending = [getattr(i.data, "root", i.data)]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, list):
+            pending.extend(reversed(value))
+        else:
+            out.append(value)
+    return out
+
+
+def _input_bytes(i: RequestInput, rows: int) -> int:
+    """An input's size for ``max_request_bytes``: 4 bytes per number, a string's length per string."""
+    if _datatype(i) != "BYTES":
+        return 4 * rows
+    return sum(len(v) if isinstance(v, (str, bytes)) else 4 for v in _flat_values(i))
+
+
+def _datatype(i: RequestInput) -> str:
+    return str(getattr(i.datatype, "value", i.datatype))
+
+
+def _check_table_names(names: List[str], schema: TableSchema) -> None:
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    missing = [n for n in schema.names if n not in names]
+    unknown = [n for n in names if n not in schema.names]
+    if not (duplicated or missing or unknown):
+        return
+    parts = [f"{what} {values}" for what, values in (("lacks the column(s)", missing),
+                                                     ("has the unknown input(s)", unknown),
+                                                     ("repeats the input(s)", duplicated)) if values]
+    raise ExplainRequestError(f"This explainer was fitted on a table: {TABLE_HINT}. The request {' and '.join(parts)}; "
+                              f"the columns are {schema.names}.")
+
+
+def _table_column(i: RequestInput, column: TableColumn, rows: int) -> Any:
+    """One input's values, checked against its column's kind: a list of strings or a numpy array."""
+    values = _flat_values(i)
+    if len(values) != rows:
+        raise ExplainRequestError(f"Input {i.name!r} holds {len(values)} values for its shape {list(i.shape)}: one "
+                                  f"value per instance ({rows}).")
+    if any(v is None for v in values):
+        row = next(r for r, v in enumerate(values) if v is None)
+        raise ExplainRequestError(f"Column {column.name!r} has a missing value (null, row {row}); every column needs a "
+                                  f"value for every instance.")
+    datatype = _datatype(i)
+    if datatype == "BYTES":
+        return _text_column(values, column)
+    try:
+        array = np.asarray(values, dtype=to_dtype(i))
+    except (TypeError, ValueError) as err:
+        raise ExplainRequestError(f"Column {column.name!r} ({datatype}) could not be read: {err}") from None
+    if column.kind == CATEGORY:
+        if all(isinstance(c, str) for c in column.categories):
+            raise ExplainRequestError(f"Column {column.name!r} holds categories {list(column.categories)}: send its "
+                                      f"values as strings (BYTES), got {datatype} ({values[0]!r}).")
+        return array
+    if datatype == "BOOL" and column.kind != BOOL:
+        raise ExplainRequestError(f"Column {column.name!r} holds {column.kind} numbers: send it as numbers (e.g. "
+                                  f"INT64 or FP64), not BOOL.")
+    _check_whole(array, column)
+    return array
+
+
+def _text_column(values: List[Any], column: TableColumn) -> List[str]:
+    """A BYTES input's values as strings (UTF-8 bytes decoded), for a categorical column."""
+    if column.kind != CATEGORY:
+        raise ExplainRequestError(f"Column {column.name!r} holds {column.kind} numbers: send it as numbers (e.g. "
+                                  f"INT64 or FP64), not BYTES (got {values[0]!r}).")
+    out = []
+    for row, value in enumerate(values):
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ExplainRequestError(f"Column {column.name!r}: row {row} holds bytes that are not UTF-8 "
+                                          f"text.") from None
+        if not isinstance(value, str):
+            raise ExplainRequestError(f"Column {column.name!r} is a BYTES input, but row {row} holds {value!r}, not "
+                                      f"a string.")
+        out.append(value)
+    return out
+
+
+def _check_whole(array: np.ndarray, column: TableColumn) -> None:
+    """An integer column's values are whole numbers; a bool column's are 0 or 1 (non-finite values are the
+    explainer's to report)."""
+    if column.kind not in (INTEGER, BOOL) or (column.kind == INTEGER and array.dtype.kind in "biu"):
+        return
+    values = array.astype(np.float64)
+    finite = np.isfinite(values)
+    bad = finite & (values != np.round(values)) if column.kind == INTEGER else finite & ~np.isin(values, (0.0, 1.0))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        need = "whole numbers (it is an integer column)" if column.kind == INTEGER else "true/false (BOOL) or 0/1"
+        raise ExplainRequestError(f"Column {column.name!r} holds {values[row]:g} (row {row}); send {need}.")
+
+
+def table_request(frame: pd.DataFrame, output: Optional[str] = None) -> InferenceRequest:
+    """A DataFrame as a pandas-codec request, as MLServer's scikit-learn runtime decodes it into the same DataFrame.
+
+    Parameters
+    ----------
+    frame
+        The rows, with the classifier's columns and dtypes.
+    output
+        The classifier's output to ask for (``predict_proba``), or None for its default.
+
+    Returns
+    -------
+    request
+        One input per column with its V2 datatype (INT64, FP64, BOOL...), strings as BYTES with
+        ``content_type`` ``"str"`` (categorical columns as their categories' values), and the request's
+        ``content_type`` ``"pd"``.
+    """
+    wire = pd.DataFrame({name: _wire_column(frame[name]) for name in frame.columns})
+    request: InferenceRequest = PandasCodec.encode_request(wire, use_bytes=False)
+    if output:
+        request.outputs = [RequestOutput(name=output)]
+    return request
+
+
+def _wire_column(series: pd.Series) -> np.ndarray:
+    """A column as a numpy array PandasCodec can type: numbers keep their dtype (pandas' nullable ones become
+    numpy's), categories and strings become Python values."""
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        series = series.astype(dtype.categories.dtype)
+        dtype = series.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+        return series.to_numpy()
+    numpy_dtype = getattr(dtype, "numpy_dtype", None)  # Int64, Float64, boolean
+    if numpy_dtype is not None and np.dtype(numpy_dtype).kind in "biuf":
+        return series.to_numpy(dtype=numpy_dtype)
+    return series.to_numpy(dtype=object)
+
+
+def _rows_text(x: Any) -> str:
+    return f"{len(x)} rows" if isinstance(x, pd.DataFrame) else f"an input of shape {list(np.shape(x))}"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -390,6 +390,14 @@ class TableSchema:
         if not np.all(np.isfinite(values)):
             row = int(np.flatnonzero(~np.isfinite(values))[0])
             raise ValueError(f"{what}: column {c.name!r} holds {values[row]} (row {row}); values must be finite.")
+        if c.kind in (INTEGER, BOOL):
+            allowed = np.isin(values, (0.0, 1.0)) if c.kind == BOOL else values == np.round(values)
+            if not np.all(allowed):
+                row = int(np.flatnonzero(~allowed)[0])
+                kind = "True/False (or 0/1)" if c.kind == BOOL else "whole numbers"
+                raise ValueError(f"{what}: column {c.name!r} holds {values[row]} (row {row}); it was fitted as a "
+                                 f"{c.kind} column and takes {kind} (declare it in continuous_features to allow any "
+                                 f"value).")
         return values[:, None]
 
     # ------------------------------------------------------------------------------------------
@@ -675,8 +683,10 @@ def _instances(table: Union[pd.DataFrame, np.ndarray]) -> List[Any]:
 
 def _residual(schema: TableSchema, x: Any, cf: Any) -> Any:
     numeric = [c.name for c in schema.columns if c.kind != CATEGORY]
-    if isinstance(x, pd.DataFrame):
-        return cf[numeric].astype(np.float64) - x[numeric].astype(np.float64)
+    if isinstance(x, pd.DataFrame):  # whole columns (integer, bool) change by whole numbers
+        types = {c.name: np.int64 if c.kind in (INTEGER, BOOL) else np.float64 for c in schema.columns
+                 if c.kind != CATEGORY}
+        return cf[numeric].astype(types) - x[numeric].astype(types)
     out = np.asarray(cf, dtype=np.float64) - np.asarray(x, dtype=np.float64)
     out[:, [j for j, c in enumerate(schema.columns) if c.kind == CATEGORY]] = np.nan
     return out

@@ -333,3 +333,12 @@ def test_constraints_by_column_name_and_diverse_counterfactuals(backend, compas_
         assert isinstance(X, pd.DataFrame) and list(X.columns) == list(declined.columns)
         assert X.dtypes.to_dict() == declined.dtypes.to_dict()
         assert (X["priors_count"] <= row["priors_count"]).all() and (X["sex"] == row["sex"]).all()
+
+
+def test_whole_columns_refuse_fractions_and_residuals_stay_whole(compas_table, compas_frame_explainer):
+    explainer, _ = compas_frame_explainer
+    rows = compas_table["declined"].iloc[:3]
+    with pytest.raises(ValueError, match=r"'priors_count' holds 2.5 \(row 0\).*whole numbers"):
+        explainer.explain(rows.assign(priors_count=[2.5, 1, 0]), target_class=1)
+    residual = explainer.explain(rows, target_class=1).residual
+    assert list(residual.columns) == COMPAS_INTEGERS and (residual.dtypes == np.int64).all()

@@ -22,10 +22,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import pandas as pd
 import requests
+from compas_table import split
+from request import array_request, pandas_request, table
 
 from alibi_countergan.datasets import load_compas
 from alibi_countergan.testing import free_ports, stop_process_group
@@ -66,29 +69,46 @@ class Server:
         self.log.close()
 
 
-def _body(x: np.ndarray) -> Dict[str, Any]:
-    return {"inputs": [{"name": "X", "shape": [1, x.size], "datatype": "FP32", "data": x.ravel().tolist()}],
-            "parameters": {"explain_parameters": {"target_class": 1}}}
+Instances = Union[pd.DataFrame, np.ndarray]
 
 
-def run_load(url: str, model: str, X: np.ndarray, n_requests: int, n_clients: int) -> Tuple[float, List[float], int,
-                                                                                              Optional[str]]:
+def _body(X: Instances, i: int) -> Dict[str, Any]:
+    """A single-instance request for row ``i``: the pandas codec for a table, one FP32 tensor for an array."""
+    if isinstance(X, pd.DataFrame):
+        return pandas_request(X.iloc[i:i + 1], target_class=1)
+    return array_request(X[i:i + 1], target_class=1)
+
+
+def _own_answer(X: Instances, i: int, data: Dict[str, Any]) -> bool:
+    """Whether an explanation is that of row ``i``: one counterfactual, which minus its residual is the row."""
+    if isinstance(X, pd.DataFrame):
+        cf, residual = table(data["cf"]["X"]), table(data["residual"])
+        row = X.iloc[i]
+        numbers = list(residual.columns)
+        same_numbers = np.allclose(cf[numbers].to_numpy(float) - residual.to_numpy(float), row[numbers].to_numpy(float))
+        others = [c for c in X.columns if c not in numbers and c in ("sex", "race")]  # immutable categories
+        return len(cf) == 1 and bool(same_numbers) and all(cf[c].iloc[0] == row[c] for c in others)
+    return bool(np.allclose(np.asarray(data["cf"]["X"], np.float32) - np.asarray(data["residual"], np.float32),
+                            X[i][None], atol=1e-4))
+
+
+def run_load(url: str, model: str, X: Instances, n_requests: int, n_clients: int) -> Tuple[float, List[float], int,
+                                                                                             Optional[str]]:
     """Send ``n_requests`` single-instance requests from ``n_clients`` threads: (wall s, latencies s, errors, one)."""
     local = threading.local()
 
     def call(i: int) -> Tuple[float, Optional[str]]:
         if not hasattr(local, "session"):
             local.session = requests.Session()
+        row = i % len(X)
         start = time.perf_counter()
-        response = local.session.post(f"{url}/v2/models/{model}/infer", json=_body(X[i % len(X)]), timeout=60)
+        response = local.session.post(f"{url}/v2/models/{model}/infer", json=_body(X, row), timeout=60)
         elapsed = time.perf_counter() - start
         if response.status_code != 200:
             return elapsed, f"{response.status_code} {response.text[:300]}"
         # the answer must be this request's own explanation: one row, for this instance
         try:
-            data = json.loads(response.json()["outputs"][0]["data"][0])["data"]
-            ok = np.allclose(np.asarray(data["cf"]["X"], np.float32) - np.asarray(data["residual"], np.float32),
-                             X[i % len(X)][None], atol=1e-4)
+            ok = _own_answer(X, row, json.loads(response.json()["outputs"][0]["data"][0])["data"])
         except (KeyError, IndexError, ValueError, TypeError) as err:
             return elapsed, f"200 with an unreadable explanation ({type(err).__name__}: {err})"
         return elapsed, None if ok else "200 with another request's explanation"
@@ -103,6 +123,13 @@ def run_load(url: str, model: str, X: np.ndarray, n_requests: int, n_clients: in
     return wall, [t for t, _ in results], len(errors), errors[0] if errors else None
 
 
+def example_instances() -> Dict[str, Instances]:
+    """200 test people per explainer: raw table rows for the black-box one, the one-hot array of its torch
+    model for the white-box one."""
+    return {"compas-explainer": split(seed=0)[1].iloc[:200].reset_index(drop=True),
+            "compas-explainer-whitebox": load_compas().split(0.2, seed=0)[1][:200]}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Measure every configuration and print the table; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -113,7 +140,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--models", nargs="+", default=["compas-explainer", "compas-explainer-whitebox"])
     args = parser.parse_args(argv)
 
-    X = load_compas().split(0.2, seed=0)[1][:200]
+    instances = example_instances()
     rows = ["| model | parallel_workers | adaptive batching | requests/s | p50 ms | p99 ms | errors |",
             "|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -147,8 +174,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                         f"{(refused or ['see the log'])[0][-160:]} | | | |")
                             continue
                         for model in args.models:
-                            wall, latencies, n_errors, example = run_load(server.url, model, X, args.requests,
-                                                                          args.clients)
+                            wall, latencies, n_errors, example = run_load(server.url, model, instances[model],
+                                                                          args.requests, args.clients)
                             ms = 1000 * np.asarray(latencies)
                             rows.append(f"| {model} | {workers} | {'on' if batching else 'off'} | "
                                         f"{args.requests / wall:.0f} | {np.median(ms):.0f} | "
