@@ -37,7 +37,7 @@ from alibi_countergan.jsonvalue import from_json_value
 from alibi_countergan.layout import ImageLayout
 from alibi_countergan.ops import NUMPY_OPS
 from alibi_countergan.params import CounteRGANConfig, Parameter, check_predictor, resolve_white_box
-from alibi_countergan.refine import SEARCH_OTHER_CLASSES, Criterion, Refiner, Variables
+from alibi_countergan.refine import Criterion, Refiner, Variables
 from alibi_countergan.table import FRAME, TableSchema, encoded_config, is_table, table_explanation
 from alibi_countergan.targets import OTHER, TargetClass, resolve_targets
 from alibi_countergan.threads import fit_thread_policy, thread_policy
@@ -756,10 +756,10 @@ class CounteRGAN(Explainer, FitMixin):
         frozen = resolve_features(list(immutable_features), core.n_features, core.feature_names,
                                   "immutable_features", self.space_.groups)
         mask = np.broadcast_to(freeze(self.space_.mutable, frozen, self.space_.groups), flat.shape)
+        targets, cf_flat, cf_proba, orig_proba = self._proposals(flat, targets, mask)
         refiner = self._refiner(flat.dtype, criterion)
-        targets, cf_flat, cf_proba, orig_proba, done = self._proposals(flat, targets, mask, refiner if refine else None)
         if refine:
-            todo = np.flatnonzero((orig_proba.argmax(axis=1) != targets) & ~done)
+            todo = np.flatnonzero(orig_proba.argmax(axis=1) != targets)
             if todo.size:
                 cf_flat[todo], cf_proba[todo] = refiner.refine(
                     flat[todo], cf_flat[todo], targets[todo], mask[todo], cf_proba[todo], orig_proba[todo])
@@ -775,47 +775,30 @@ class CounteRGAN(Explainer, FitMixin):
         explanation = self._explanation(x_batch, cf_flat, cf_proba, orig_proba, targets, criterion, diverse)
         return explanation if table is None else table_explanation(explanation, table, *where)
 
-    def _proposals(self, flat: np.ndarray, targets: Optional[np.ndarray], mask: np.ndarray,
-                   refiner: Optional[Refiner] = None
-                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The generator's counterfactuals: ``(targets, cf, cf_proba, orig_proba, done)``.
+    def _proposals(self, flat: np.ndarray, targets: Optional[np.ndarray], mask: np.ndarray
+                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The generator's counterfactuals: ``(targets, cf, cf_proba, orig_proba)``, one predictor call.
 
-        Without a ``refiner``: one predictor call (two for ``targets`` None, 'other': every other class is tried
-        at once and the one the predictor rates highest kept, per row); ``done`` is False throughout. With one,
-        for rows that are not wide, the proposals are refined in the same call (:meth:`Refiner.search`; for
-        'other' with more than :data:`~alibi_countergan.refine.SEARCH_OTHER_CLASSES` classes, in a second call),
-        and ``done`` marks the rows that need no more refinement. A row the predictor already assigns to its
-        target is its own counterfactual.
+        For ``targets`` None ('other'), every other class is tried at once and the one the predictor rates
+        highest kept, per row. A row the predictor already assigns to its target is its own counterfactual.
         """
         n, k = len(flat), self.n_classes_
-        search = refiner is not None and not refiner.wide
-        if refiner is not None and search and (targets is not None or k <= SEARCH_OTHER_CLASSES):
-            options = targets[:, None] if targets is not None else np.broadcast_to(np.arange(k), (n, k))
-            rows = np.repeat(np.arange(n), options.shape[1])
-            proposals = self._counterfactuals(flat if targets is not None else flat[rows], options.reshape(-1),
-                                              mask if targets is not None else mask[rows])
-            found = refiner.search(flat, proposals, options, mask)
-            return found.targets, found.cf, found.proba, found.x_proba, found.done
-        shape = (-1,) + self.encoded_config_.feature_shape
         if targets is None:
-            orig_proba = self._predict(flat.reshape(shape), k)
+            orig_proba = self._predict(flat.reshape((-1,) + self.encoded_config_.feature_shape), k)
             candidates = (orig_proba.argmax(axis=1)[:, None] + np.arange(1, k)[None, :]) % k
             rows = np.repeat(np.arange(n), k - 1)
             cf_all = self._counterfactuals(flat[rows], candidates.reshape(-1), mask[rows])
-            proba_all = self._predict(cf_all.reshape(shape), k)
+            proba_all = self._predict(cf_all.reshape((-1,) + self.encoded_config_.feature_shape), k)
             best = proba_all[np.arange(len(rows)), candidates.reshape(-1)].reshape(n, k - 1).argmax(axis=1)
             pick = np.arange(n) * (k - 1) + best
-            targets, cf_flat, cf_proba = candidates[np.arange(n), best], cf_all[pick], proba_all[pick]
-            if refiner is not None and search:
-                found = refiner.search(flat, cf_flat, targets[:, None], mask)
-                return targets, found.cf, found.proba, orig_proba, found.done
-            return targets, cf_flat, cf_proba, orig_proba, np.zeros(n, dtype=bool)
+            return candidates[np.arange(n), best], cf_all[pick], proba_all[pick], orig_proba
         cf_flat = self._counterfactuals(flat, targets, mask)
+        shape = (-1,) + self.encoded_config_.feature_shape
         both = self._predict(np.concatenate([flat, cf_flat]).reshape(shape), k)
         orig_proba, cf_proba = both[:n], both[n:]
         already = orig_proba.argmax(axis=1) == targets
         cf_flat[already], cf_proba[already] = flat[already], orig_proba[already]
-        return targets, cf_flat, cf_proba, orig_proba, np.zeros(n, dtype=bool)
+        return targets, cf_flat, cf_proba, orig_proba
 
     def _refiner(self, dtype: np.dtype, criterion: Criterion) -> Refiner:
         """The refinement of this explainer's counterfactuals, for inputs of ``dtype``."""
