@@ -111,7 +111,7 @@ def collect(out: Path, profile: Profile, machine: Dict[str, Any], backend: str, 
                  "target_class": ds.target_name, "immutable": ds.immutable, "categorical": bool(ds.cat_vars),
                  "n_common": len(common_rows) if common_rows is not None else None}
         entry["targets"] = _targets(name, entry, profile)
-        diversity = _diversity_record(name, steps)
+        diversity = _diversity_record(name, ds.target, steps)
         if diversity is not None:
             entry["diversity"] = diversity
         datasets[name] = entry
@@ -123,7 +123,7 @@ def collect(out: Path, profile: Profile, machine: Dict[str, Any], backend: str, 
     }
 
 
-def _diversity_record(name: str, steps: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+def _diversity_record(name: str, target: int, steps: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """The diversity comparison of a data set (None for MNIST): each method's scores and what its run reported."""
     chosen = diverse_methods(name)
     if not chosen:
@@ -138,7 +138,7 @@ def _diversity_record(name: str, steps: Dict[str, Any]) -> Optional[Dict[str, An
         reference = records["countergan-wb" if record["source"] == chosen[0].source else "countergan-bb"]
         record["latency_ratio_to_countergan"] = ratio(record["quality"].get("latency_median_ms", math.nan),
                                                       reference["quality"].get("latency_median_ms", math.nan))
-    return {"k": scored.get("k", K), "rows": scored.get("rows", []), "ok": bool(step and step["ok"]),
+    return {"k": scored.get("k", K), "target": target, "rows": scored.get("rows", []), "ok": bool(step and step["ok"]),
             "step_s": step["seconds"] if step else None, "methods": records}
 
 
@@ -413,6 +413,10 @@ def diversity_markdown(name: str, entry: Dict[str, Any], profile: Dict[str, Any]
         ("↓ Time per instance (ms, mean)", cells("latency_ms", 1)),
         ("↓ Time ratio to CounteRGAN (same box)", [_ratio_cell({**records[key], "baseline": records[key]["dice"]
                                                                 is not None}) for key in keys]),
+        ("CounteRGAN's time for one counterfactual (k=1) of the same instance (ms, median)",
+         [_sig(records[key]["quality"].get("latency_k1_median_ms")) for key in keys]),
+        (f"↓ Time of k={k} over k=1 (median over the instances)",
+         [_num(records[key]["quality"].get("k_over_1_median"), 1, "x") for key in keys]),
         ("Instances scored", [_num(records[key]["quality"].get("n_rows")) for key in keys]),
     ]
     lines = [f"#### Diversity (k={k})", "", _diversity_intro(name, entry, profile), "",
@@ -426,7 +430,8 @@ def _diversity_intro(name: str, entry: Dict[str, Any], profile: Dict[str, Any]) 
     div = entry["diversity"]
     records = div["methods"]
     dp = profile["datasets"][name]
-    sources = {entry["methods"][r["source"]]["label"] for r in records.values() if r["source"] in entry["methods"]}
+    sources = [f"'{entry['methods'][r['source']]['label']}'" for r in records.values()
+               if r["source"] in entry["methods"]]
     checks = [r["quality"]["distance_check_max_abs"] for r in records.values()
               if "distance_check_max_abs" in r["quality"]]
     timeouts = sum(r["quality"].get("status", {}).get("timeout", 0) for r in records.values())
@@ -435,8 +440,9 @@ def _diversity_intro(name: str, entry: Dict[str, Any], profile: Dict[str, Any]) 
              f"{max(checks):.1g}" if checks else "")
     return (f"Each method is asked for {div['k']} counterfactuals of each of {len(div['rows'])} instances (drawn at "
             f"random from the instances above), one instance per call, 1 thread, all methods in one process beside "
-            f"alibi's searches. CounteRGAN: `explain(x, target_class={entry['target_class']!r}, "
-            f"n_counterfactuals={div['k']})` with the fitted explainers of {', '.join(sorted(sources)) or 'n/a'}. "
+            f"alibi's searches. CounteRGAN: `explain(x, target_class={div['target']}, n_counterfactuals={div['k']})` "
+            f"(target '{entry['target_class']}') with the fitted explainers of the columns "
+            f"{' and '.join(sources) or 'n/a'} above, and before it the same instance with k=1, timed too. "
             f"DiCE (dice-ml {version}, its `sklearn` backend on the same classifier; immutable "
             f"{', '.join(_short(entry['immutable']))} left out of `features_to_vary`; post-hoc sparsity on, as by "
             f"default): random with `sample_size={dp['dice_sample_size']}`, genetic with "
