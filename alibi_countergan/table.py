@@ -395,8 +395,8 @@ class TableSchema:
             if not np.all(allowed):
                 row = int(np.flatnonzero(~allowed)[0])
                 kind = "True/False (or 0/1)" if c.kind == BOOL else "whole numbers"
-                raise ValueError(f"{what}: column {c.name!r} holds {values[row]} (row {row}); it was fitted as a "
-                                 f"{c.kind} column and takes {kind} (declare it in continuous_features to allow any "
+                raise ValueError(f"{what}: column {c.name!r} holds {values[row]} (row {row}); it was fitted as "
+                                 f"{'an integer' if c.kind == INTEGER else 'a bool'} column and takes {kind} (declare it in continuous_features to allow any "
                                  f"value).")
         return values[:, None]
 

@@ -9,6 +9,7 @@ to the package appears in the reference without editing the docs.
 
 import importlib
 import inspect
+import os
 import pkgutil
 from pathlib import Path
 from typing import List, Tuple
@@ -45,6 +46,10 @@ nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_execution_timeout = 900  # seconds per cell; the MNIST training cell is the longest (about a minute)
 nb_merge_streams = True
+# The notebooks' kernels inherit this process's environment. With MPLBACKEND=Agg (tox sets it for the build,
+# which needs no display) a kernel's plt.show() draws nothing and every figure is silently missing from the
+# pages; the inline backend makes figures cell outputs. Matplotlib already imported here keeps its backend.
+os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 
 # -- autodoc / napoleon ---------------------------------------------------------------------------
 autodoc_mock_imports = ["tensorflow", "mlserver", "mlserver_alibi_explain", "fastapi"]

@@ -1,9 +1,8 @@
-"""The migration guide's two programs (docs/migration.md) run as they are shown.
+"""The migration guide's programs (docs/migration.md) run as they are shown.
 
-The documentation build executes the other examples itself (``tox -e docs``), but its
-environment has no TensorFlow, which alibi's CounterfactualProto needs. These scripts run here
-instead, each in its own process: the CFProto script disables eager execution, which is
-process-wide and would break every TensorFlow test after it.
+The documentation build executes the notebook pages itself (``tox -e docs``); the migration guide
+includes plain scripts instead, which run here, each in its own process: the CFProto script
+disables eager execution, which is process-wide and would break every TensorFlow test after it.
 """
 
 import importlib.util
@@ -17,10 +16,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 MIGRATION = REPO / "docs" / "examples" / "migration"
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="the migration scripts use Keras"),
-]
+pytestmark = pytest.mark.slow
+needs_keras = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
+                                 reason="the CFProto migration scripts use Keras")
+needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                                 reason="the CFRL migration script builds alibi's PyTorch autoencoder")
 
 
 def run_script(name: str, *args: str) -> str:
@@ -38,6 +38,7 @@ def people(out: str) -> list:
     return [line for line in out.splitlines() if line.startswith("person ")]
 
 
+@needs_keras
 def test_the_two_migration_programs_run_and_explain_the_same_people():
     cfproto = people(run_script("cfproto_compas.py", "--people", "2"))
     countergan_out = run_script("countergan_compas.py", "--people", "2")
@@ -46,3 +47,12 @@ def test_the_two_migration_programs_run_and_explain_the_same_people():
     assert [line.split(":")[0] for line in cfproto] == [line.split(":")[0] for line in countergan]
     assert all("P(not reoffend)" in line and "changed" in line for line in countergan)
     assert countergan_out.splitlines()[-1].startswith("batch of 2: success [")
+
+
+@needs_torch
+def test_the_cfrl_migration_script_builds_cfrl_and_explains_with_the_same_arguments():
+    out = run_script("cfrl_compas.py", "--people", "2", "--train-steps", "200")
+    assert "CFRL constructed: CounterfactualRLTabular" in out, out
+    lines = people(out)
+    assert len(lines) == 2, out
+    assert all(": reached: " in line or ": missed: " in line for line in lines), lines
