@@ -394,10 +394,10 @@ class TableSchema:
             allowed = np.isin(values, (0.0, 1.0)) if c.kind == BOOL else values == np.round(values)
             if not np.all(allowed):
                 row = int(np.flatnonzero(~allowed)[0])
-                kind = "True/False (or 0/1)" if c.kind == BOOL else "whole numbers"
-                raise ValueError(f"{what}: column {c.name!r} holds {values[row]} (row {row}); it was fitted as "
-                                 f"{'an integer' if c.kind == INTEGER else 'a bool'} column and takes {kind} (declare it in continuous_features to allow any "
-                                 f"value).")
+                kind = "a bool column and takes True/False (or 0/1)" if c.kind == BOOL else (
+                    "an integer column and takes whole numbers")
+                raise ValueError(f"{what}: column {c.name!r} holds {values[row]} (row {row}); it was fitted as {kind} "
+                                 f"(declare it in continuous_features to allow any value).")
         return values[:, None]
 
     # ------------------------------------------------------------------------------------------
