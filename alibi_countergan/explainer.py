@@ -8,7 +8,6 @@ import pickle
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import pandas as pd
 from alibi.api.interfaces import Explainer, Explanation, FitMixin
 from tqdm.auto import tqdm
 
@@ -38,7 +37,7 @@ from alibi_countergan.layout import ImageLayout
 from alibi_countergan.ops import NUMPY_OPS
 from alibi_countergan.params import CounteRGANConfig, Parameter, check_predictor, resolve_white_box
 from alibi_countergan.refine import Criterion, Refiner, Variables
-from alibi_countergan.table import FRAME, TableSchema, encoded_config, is_table, table_explanation
+from alibi_countergan.table import FRAME, TableSchema, as_frame, encoded_config, is_table, table_explanation
 from alibi_countergan.targets import OTHER, TargetClass, resolve_targets
 from alibi_countergan.threads import fit_thread_policy, thread_policy
 from alibi_countergan.training import BatchSampler, TailAverage
@@ -534,8 +533,7 @@ class CounteRGAN(Explainer, FitMixin):
     def _fit_table(self, X: Any) -> Optional[TableSchema]:
         """The schema of a table passed to :meth:`fit` (a DataFrame, or an array with ``category_map``), else None."""
         if is_table(X):
-            frame = X.to_frame().T.infer_objects() if isinstance(X, pd.Series) else X
-            return TableSchema.from_frame(frame, self.category_map, self.continuous_features, self.feature_names)
+            return TableSchema.from_frame(as_frame(X), self.category_map, self.continuous_features, self.feature_names)
         if self.category_map is None and not self.continuous_features:
             return None
         arr, _ = as_instances(X, self.feature_shape, "X")
@@ -751,8 +749,7 @@ class CounteRGAN(Explainer, FitMixin):
         flat = x_batch.reshape(n, -1)
         check_onehot(flat, self.space_.groups, "X")
         if table is not None:
-            immutable_features = [k if isinstance(k, str) and k in (core.feature_names or ()) else
-                                  table.column(k, "immutable_features").name for k in immutable_features]
+            immutable_features = [table.encoded_key(k, "immutable_features") for k in immutable_features]
         frozen = resolve_features(list(immutable_features), core.n_features, core.feature_names,
                                   "immutable_features", self.space_.groups)
         mask = np.broadcast_to(freeze(self.space_.mutable, frozen, self.space_.groups), flat.shape)

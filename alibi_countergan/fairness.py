@@ -79,8 +79,8 @@ def _attribute_columns(explainer: CounteRGAN, key: Union[FeatureKey, str]
     names = explainer.encoded_config_.feature_names
     groups = explainer.space_.groups
     table = explainer.table_
-    if table is not None and not (isinstance(key, str) and key in (names or ())):
-        key = table.column(key, "protected").name  # a column of the table, by name or index
+    if table is not None:
+        key = table.encoded_key(key, "protected")  # a column of the table, by name or index
     columns = resolve_features([key], explainer.encoded_config_.n_features, names, "protected", groups)
     if len(columns) > 1 and names is not None:  # a categorical variable named as a whole
         return str(key), columns, [names[j].split("=", 1)[-1] for j in columns]

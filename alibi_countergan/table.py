@@ -150,6 +150,20 @@ class TableSchema:
             raise ValueError(f"{what}: unknown column {key!r}; the table's columns are {self.names}.")
         raise ValueError(f"{what}: {key!r} is neither a column index nor a column name.")
 
+    def encoded_key(self, key: ColumnKey, what: str) -> str:
+        """A column (by name or index) as the name the encoded features know it by: its own name, which for a
+        categorical column stands for its one-hot group; the name of one one-hot column (``'sex=Male'``) is kept,
+        as it stands for its group too.
+
+        Raises
+        ------
+        ValueError
+            For an unknown name or an index out of range, naming ``what``.
+        """
+        if isinstance(key, str) and key in self.encoded_names:
+            return key
+        return self.column(key, what).name
+
     # ------------------------------------------------------------------------------------------
     # learning the schema
     # ------------------------------------------------------------------------------------------
@@ -328,8 +342,7 @@ class TableSchema:
         return frame if order is None else frame[list(order)]
 
     def _as_frame(self, X: Any, what: str) -> pd.DataFrame:
-        if isinstance(X, pd.Series):
-            X = X.to_frame().T.infer_objects()
+        X = as_frame(X)
         if not isinstance(X, pd.DataFrame):
             raise ValueError(f"{what} must be a pandas DataFrame with the columns {self.names}, as the explainer was "
                              f"fitted on one; got {type(X).__name__}.")
@@ -433,6 +446,11 @@ class TableSchema:
 def is_table(X: Any) -> bool:
     """Whether ``X`` is a pandas DataFrame (or Series, one row)."""
     return isinstance(X, (pd.DataFrame, pd.Series))
+
+
+def as_frame(X: Any) -> Any:
+    """A Series as a one-row DataFrame (its values' own dtypes); anything else as it is."""
+    return X.to_frame().T.infer_objects() if isinstance(X, pd.Series) else X
 
 
 def integer_grid(values: np.ndarray) -> Tuple[float, ...]:
@@ -583,26 +601,22 @@ def encoded_config(config: "CounteRGANConfig", schema: TableSchema) -> "CounteRG
         raise ValueError("cat_vars describes one-hot columns of an encoded array; a table's categorical columns are "
                          "found from its dtypes or given by category_map. Pass one or the other.")
 
-    def name(key: ColumnKey, what: str) -> str:
-        if isinstance(key, str) and key in schema.encoded_names and key not in schema.names:
-            return key  # one one-hot column ('sex=Male') stands for its group, as in the encoded form
-        return schema.column(key, what).name
-
     ordinal: Dict[str, Optional[Sequence[float]]] = {
         c.name: c.grid for c in schema.columns if c.kind in (INTEGER, BOOL)}
     given = config.ordinal_features
     if isinstance(given, Mapping):
-        ordinal.update({name(k, "ordinal_features"): g for k, g in given.items()})
+        ordinal.update({schema.encoded_key(k, "ordinal_features"): g for k, g in given.items()})
     elif given is not None:
-        ordinal.update({name(k, "ordinal_features"): None for k in given})
+        ordinal.update({schema.encoded_key(k, "ordinal_features"): None for k in given})
     cost = config.category_cost
     return config.evolve(
         shape=(1, schema.n_encoded), feature_names=schema.encoded_names, cat_vars=schema.cat_vars, ohe=True,
         category_map=None, continuous_features=[],
-        immutable_features=[name(k, "immutable_features") for k in config.immutable_features],
-        monotone={name(k, "monotone"): d for k, d in config.monotone.items()},
+        immutable_features=[schema.encoded_key(k, "immutable_features") for k in config.immutable_features],
+        monotone={schema.encoded_key(k, "monotone"): d for k, d in config.monotone.items()},
         ordinal_features={k: (None if g is None else list(g)) for k, g in ordinal.items()},
-        category_cost={name(k, "category_cost"): v for k, v in cost.items()} if isinstance(cost, Mapping) else cost,
+        category_cost=({schema.encoded_key(k, "category_cost"): v for k, v in cost.items()}
+                       if isinstance(cost, Mapping) else cost),
         feature_range=None if config.feature_range is None else tuple(
             _encoded_bound(b, schema, side) for b, side in zip(config.feature_range, (0.0, 1.0))),
     )
