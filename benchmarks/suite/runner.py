@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from benchmarks.suite import jsonfile, report, settings, system
 from benchmarks.suite.diversity import diverse_methods
@@ -30,11 +30,12 @@ from benchmarks.suite.methods import methods
 
 @dataclass
 class Step:
-    """One worker process to run."""
+    """One benchmark step: a worker task, the steps it needs and, once run, its result."""
 
     name: str
     task: Dict[str, Any]
     log: Path
+    needs: Tuple[str, ...] = ()
     result: Dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     ok: bool = False
@@ -52,30 +53,74 @@ def default_backend() -> str:
     return "pytorch"
 
 
-def run_step(step: Step) -> Step:
-    """Run a worker process for the step; its output JSON becomes ``step.result``."""
+def _worker(task_file: Path, log: Path, threads: int) -> int:
+    """Run ``benchmarks.suite.worker`` on a task file with the thread settings of ``threads``; its exit code."""
+    env = dict(os.environ)
+    env.update(system.thread_environment(threads))
+    env["PYTHONPATH"] = os.pathsep.join([str(settings.REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    with open(log, "w") as out:
+        return subprocess.call([sys.executable, "-m", "benchmarks.suite.worker", str(task_file)], cwd=settings.REPO,
+                               env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _write_task(step: Step) -> Path:
+    """Write the step's task file (its output path included); its path."""
     step.log.parent.mkdir(parents=True, exist_ok=True)
     task_file = step.log.with_suffix(".task.json")
-    output = step.log.with_suffix(".json")
-    step.task["output"] = str(output)
+    step.task["output"] = str(step.log.with_suffix(".json"))
     jsonfile.write(task_file, step.task)
-    env = dict(os.environ)
-    env.update(system.thread_environment(step.task["threads"]))
-    env["PYTHONPATH"] = os.pathsep.join([str(settings.REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    start = time.perf_counter()
-    with open(step.log, "w") as log:
-        code = subprocess.call([sys.executable, "-m", "benchmarks.suite.worker", str(task_file)], cwd=settings.REPO,
-                               env=env, stdout=log, stderr=subprocess.STDOUT)
-    step.seconds = time.perf_counter() - start
+    return task_file
+
+
+def _read_result(step: Step, code: Optional[int]) -> None:
+    """Read the step's output into ``step.result``; ``code``: its process's exit code (None for a group's step)."""
+    output = Path(step.task["output"])
     step.result = json.loads(output.read_text()) if output.is_file() else {"error": f"exit code {code}, no output"}
-    step.ok = code == 0 and "error" not in step.result
+    step.ok = code in (0, None) and "error" not in step.result
     if not step.ok:
-        tail = step.log.read_text().splitlines()[-15:]
+        if "traceback" in step.result:
+            tail = step.result["traceback"].splitlines()[-15:]
+        else:
+            tail = step.log.read_text().splitlines()[-15:] if step.log.is_file() else []
         _log(f"FAILED {step.name} ({step.result.get('error', code)}); log {step.log}:\n    " + "\n    ".join(tail))
+
+
+def run_step(step: Step) -> Step:
+    """Run a worker process for the step; its output JSON becomes ``step.result``."""
+    task_file = _write_task(step)
+    start = time.perf_counter()
+    code = _worker(task_file, step.log, step.task["threads"])
+    step.seconds = time.perf_counter() - start
+    _read_result(step, code)
     return step
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def run_group(group: List[Step], log: Path, threads: int) -> List[Step]:
+    """Run the steps one after the other in one worker process (the quick profile's shared processes).
+
+    A step whose needed step failed in the group is skipped by the worker; ``seconds`` is the step's own time
+    in the process (the process's start and imports are not in it). The steps' logs are the group's log.
+    """
+    for step in group:
+        step.task.update(name=step.name, needs=list(step.needs))
+        _write_task(step)
+        step.log = log
+    group_file = log.with_suffix(".group.json")
+    jsonfile.write(group_file, {"kind": "group", "threads": threads, "tasks": [s.task for s in group]})
+    _worker(group_file, log, threads)
+    failed = set()
+    for step in group:
+        if failed.intersection(step.needs):  # skipped by the worker: no output, nothing more to report
+            step.result, step.ok = {"error": f"not run: {sorted(failed.intersection(step.needs))} failed"}, False
+        else:
+            _read_result(step, None)
+            step.seconds = float(step.result.get("process_s", 0.0))
+        if not step.ok:
+            failed.add(step.name)
+    return group
+
+
+def _arguments(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.suite",
                                      description="CounteRGAN against alibi's counterfactual searches (the paper's "
                                                  "Tables 2 and 3, and Pima).")
@@ -105,8 +150,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--rescore", action="store_true",
                         help="score the saved counterfactuals of a finished run of this profile again and rewrite "
                              "its report, without fitting or explaining anything")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = _arguments(argv)
     profile = settings.profile(args.profile, threads=args.threads, workers=args.workers,
                                datasets=tuple(args.datasets) if args.datasets else None, n_baseline=args.n_baseline)
     data_dir = settings.data_dir(args.data_dir, profile.name)
@@ -119,70 +167,103 @@ def main(argv: Optional[List[str]] = None) -> int:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    cache = Path(args.cache_dir).resolve()
     machine = system.machine(settings.REPO)
     _log(f"profile {profile.name}: data sets {list(profile.datasets)}, backend {backend}, {profile.threads} threads, "
-         f"{profile.baseline_workers} baseline workers; data {data_dir}; results {out}")
+         f"{profile.baseline_workers} baseline workers{', shared processes' if profile.shared_processes else ''}; "
+         f"data {data_dir}; results {out}")
     _log(f"machine: {machine['cpu']}, {machine['cores_available']} cores available, "
          f"load {machine['load_average_at_start']}")
     started = time.perf_counter()
+    tasks = _TaskMaker(profile, out, data_dir, Path(args.cache_dir).resolve(), backend)
     steps: Dict[str, Step] = {}
+    for dataset in profile.datasets:
+        (out / dataset).mkdir(parents=True, exist_ok=True)
+        _run_sequential(profile, _dataset_plan(profile, dataset, tasks), steps, out / "logs" / f"{dataset}.log")
+    _parallel_jobs(profile, steps, tasks, out)
+    evaluations = [Step(f"{d}/evaluate", tasks(d, "evaluate", profile.threads), tasks.log(f"{d}/evaluate"),
+                        needs=(f"{d}/prepare",)) for d in profile.datasets]
+    _run_sequential(profile, evaluations, steps, out / "logs" / "evaluate.log")
+    return _report(out, profile, machine, backend, steps, time.perf_counter() - started, data_dir, args.docs)
 
-    def task(kind: str, dataset: str, threads: int, **extra: Any) -> Dict[str, Any]:
-        dataset_dir = out / dataset
-        t = {"kind": kind, "dataset": dataset, "data_dir": str(data_dir), "cache_dir": str(cache),
-             "dataset_dir": str(dataset_dir), "dataset_profile": profile.to_dict()["datasets"][dataset],
-             "seed": profile.seed, "threads": threads, "backend": backend}
+
+@dataclass
+class _TaskMaker:
+    """Builds the task dictionaries of a run's steps."""
+
+    profile: settings.Profile
+    out: Path
+    data_dir: Path
+    cache: Path
+    backend: str
+
+    def __call__(self, dataset: str, kind: str, threads: int, **extra: Any) -> Dict[str, Any]:
+        dataset_dir = self.out / dataset
+        t = {"kind": kind, "dataset": dataset, "data_dir": str(self.data_dir), "cache_dir": str(self.cache),
+             "dataset_dir": str(dataset_dir), "dataset_profile": self.profile.to_dict()["datasets"][dataset],
+             "seed": self.profile.seed, "threads": threads, "backend": self.backend}
         t.update(extra)
         if "method" in t:
             t["method_dir"] = str(dataset_dir / t["method"])
             Path(t["method_dir"]).mkdir(parents=True, exist_ok=True)
         return t
 
-    def sequential(name: str, t: Dict[str, Any]) -> Step:
-        _log(f"{name} ...")
-        step = run_step(Step(name, t, out / "logs" / f"{name.replace('/', '-')}.log"))
-        steps[name] = step
-        if step.ok:
-            _log(f"{name} done in {step.seconds:.1f} s{_brief(step.result)}")
-        return step
+    def log(self, name: str) -> Path:
+        return self.out / "logs" / f"{name.replace('/', '-')}.log"
 
-    for dataset in profile.datasets:
-        (out / dataset).mkdir(parents=True, exist_ok=True)
-        prepared = sequential(f"{dataset}/prepare", task("prepare", dataset, profile.threads))
-        if not prepared.ok:
+
+def _dataset_plan(profile: settings.Profile, dataset: str, tasks: _TaskMaker) -> List[Step]:
+    """A data set's sequential steps: ``prepare``, then per GAN-based method and CFRL its fit, one batch
+    explanation with all threads and single-instance latency with one thread."""
+    prepare = f"{dataset}/prepare"
+    plan = [Step(prepare, tasks(dataset, "prepare", profile.threads), tasks.log(prepare))]
+    for method in methods(dataset):
+        if method.baseline:
             continue
-        jsonfile.write(out / dataset / "prepare.json", prepared.result)
-        for method in methods(dataset):
-            if method.baseline:
-                continue
-            name = f"{dataset}/{method.key}"
+        name = f"{dataset}/{method.key}"
+        fit = f"{dataset}/{method.fitted_by or method.key}/fit"
+        if method.fitted_by is None:
             # CFRL's networks are tiny (batches of 100 rows through 256-unit layers, a predictor call per
             # step): a second thread only adds synchronisation, which on a busy 2-core machine made each
             # step ~20x slower (17 ms with one thread, ~300 ms with two)
             fit_threads = 1 if method.cfrl else profile.threads
-            if method.fitted_by is not None:
-                parent = steps.get(f"{dataset}/{method.fitted_by}/fit")
-                if parent is None or not parent.ok:
-                    continue
-            elif not sequential(f"{name}/fit", task("fit", dataset, fit_threads, method=method.key)).ok:
-                continue
-            sequential(f"{name}/explain-batch", task("explain-batch", dataset, profile.threads, method=method.key))
-            sequential(f"{name}/explain-single", task("explain-single", dataset, 1, method=method.key))
-
-    _parallel_jobs(profile, steps, task, out)
-
-    for dataset in profile.datasets:
-        if f"{dataset}/prepare" in steps and steps[f"{dataset}/prepare"].ok:
-            sequential(f"{dataset}/evaluate", task("evaluate", dataset, profile.threads))
-    return _report(out, profile, machine, backend, steps, time.perf_counter() - started, data_dir, args.docs)
+            plan.append(Step(fit, tasks(dataset, "fit", fit_threads, method=method.key), tasks.log(fit),
+                             needs=(prepare,)))
+        for kind, threads in (("explain-batch", profile.threads), ("explain-single", 1)):
+            plan.append(Step(f"{name}/{kind}", tasks(dataset, kind, threads, method=method.key),
+                             tasks.log(f"{name}/{kind}"), needs=(prepare, fit)))
+    return plan
 
 
-def _parallel_jobs(profile: settings.Profile, steps: Dict[str, Step], task: Callable[..., Dict[str, Any]],
-                   out: Path) -> None:
+def _run_sequential(profile: settings.Profile, plan: List[Step], steps: Dict[str, Step], group_log: Path) -> None:
+    """Run the plan's steps in order, each once the steps it needs succeeded (a process each, or one process for
+    the whole plan with shared processes); each run step goes to ``steps``."""
+    if profile.shared_processes:
+        inside = {s.name for s in plan}
+        plan = [s for s in plan if all(n in inside or n in steps and steps[n].ok for n in s.needs)]
+        if not plan:
+            return
+        _log(f"{len(plan)} steps in one process ({plan[0].name} to {plan[-1].name}) ...")
+        run_group(plan, group_log, profile.threads)
+        succeeded = {n for n, s in steps.items() if s.ok} | {s.name for s in plan if s.ok}
+        for step in plan:
+            if all(n in succeeded for n in step.needs):  # the worker skipped the others
+                steps[step.name] = step
+                if step.ok:
+                    _log(f"{step.name} done in {step.seconds:.1f} s{_brief(step.result)}")
+        return
+    for step in plan:
+        if not all(n in steps and steps[n].ok for n in step.needs):
+            continue
+        _log(f"{step.name} ...")
+        steps[step.name] = run_step(step)
+        if step.ok:
+            _log(f"{step.name} done in {step.seconds:.1f} s{_brief(step.result)}")
+
+
+def _parallel_jobs(profile: settings.Profile, steps: Dict[str, Step], tasks: _TaskMaker, out: Path) -> None:
     """The diversity comparisons and alibi's searches (shards), in parallel single-threaded processes; their steps go
-    to ``steps``."""
-    jobs = _diversity_jobs(profile, steps, task, out)
+    to ``steps``. With shared processes: the diversity jobs in one process, and each shard's searches in one."""
+    jobs = _diversity_jobs(profile, steps, tasks)
     for dataset in profile.datasets:
         if f"{dataset}/prepare" not in steps or not steps[f"{dataset}/prepare"].ok:
             continue
@@ -191,33 +272,44 @@ def _parallel_jobs(profile: settings.Profile, steps: Dict[str, Step], task: Call
                 continue
             for shard in range(profile.baseline_workers):
                 name = f"{dataset}/{method.key}/shard-{shard}"
-                jobs.append(Step(name, task("baseline", dataset, 1, method=method.key,
-                                            shard=[shard, profile.baseline_workers]),
-                                 out / "logs" / f"{name.replace('/', '-')}.log"))
-    if jobs:
+                jobs.append(Step(name, tasks(dataset, "baseline", 1, method=method.key,
+                                             shard=[shard, profile.baseline_workers]), tasks.log(name)))
+    if not jobs:
+        return
+    if profile.shared_processes:
+        groups = [[j for j in jobs if j.task["kind"] == "diversity"]]
+        groups += [[j for j in jobs if j.task.get("shard", [None])[0] == s] for s in range(profile.baseline_workers)]
+        _log(f"the diversity comparisons and alibi's searches: {len(jobs)} jobs in {len(groups)} processes, "
+             f"{profile.baseline_workers} at a time ...")
+        with ThreadPoolExecutor(max_workers=profile.baseline_workers) as pool:
+            done = [s for g in pool.map(lambda g: run_group(g, out / "logs" / f"{g[0].name.split('/')[-1]}.log", 1),
+                                        [g for g in groups if g]) for s in g]
+    else:
         _log(f"the diversity comparisons and alibi's searches: {len(jobs)} jobs on {profile.baseline_workers} "
              f"processes ...")
         with ThreadPoolExecutor(max_workers=profile.baseline_workers) as pool:
-            for step in pool.map(run_step, jobs):
-                steps[step.name] = step
-                if step.ok and "latency_ms" in step.result:
-                    _log(f"{step.name} done in {step.seconds:.1f} s ({len(step.result['rows'])} instances, "
-                         f"median {_median(step.result['latency_ms']):.0f} ms)")
-                elif step.ok:
-                    medians = {k: m.get("median_ms") for k, m in step.result["methods"].items()}
-                    _log(f"{step.name} done in {step.seconds:.1f} s ({step.result['n']} instances, median ms "
-                         + ", ".join(f"{k} {v if v is not None else math.nan:.1f}" for k, v in medians.items()) + ")")
+            done = list(pool.map(run_step, jobs))
+    for step in done:
+        steps[step.name] = step
+        if step.ok:
+            _log(f"{step.name} done in {step.seconds:.1f} s{_job_brief(step.result)}")
 
 
-def _diversity_jobs(profile: settings.Profile, steps: Dict[str, Step], task: Callable[..., Dict[str, Any]],
-                    out: Path) -> List[Step]:
+def _job_brief(result: Dict[str, Any]) -> str:
+    if "latency_ms" in result:
+        return f" ({len(result['rows'])} instances, median {_median(result['latency_ms']):.0f} ms)"
+    medians = {k: m.get("median_ms") for k, m in result["methods"].items()}
+    return f" ({result['n']} instances, median ms " + ", ".join(
+        f"{k} {v if v is not None else math.nan:.1f}" for k, v in medians.items()) + ")"
+
+
+def _diversity_jobs(profile: settings.Profile, steps: Dict[str, Step], tasks: _TaskMaker) -> List[Step]:
     """The diversity comparison of each tabular data set (CounteRGAN's k=3 and DiCE), a single-threaded job each."""
     jobs = []
     for dataset in profile.datasets:
         prepared = steps.get(f"{dataset}/prepare")
         if prepared is not None and prepared.ok and diverse_methods(dataset):
-            jobs.append(Step(f"{dataset}/diversity", task("diversity", dataset, 1),
-                             out / "logs" / f"{dataset}-diversity.log"))
+            jobs.append(Step(f"{dataset}/diversity", tasks(dataset, "diversity", 1), tasks.log(f"{dataset}/diversity")))
     return jobs
 
 

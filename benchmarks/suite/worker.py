@@ -22,7 +22,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Set, Tuple
 
 import numpy as np
 
@@ -99,7 +99,7 @@ def prepare(task: Dict[str, Any]) -> Dict[str, Any]:
     noise_error = reconstruction_error(noise, predict(autoencoder, noise))
     target_rows = ds.y_test == ds.target
     accuracy = float(np.mean(proba.argmax(1) == ds.y_test))
-    return {
+    result = {
         "models": models.to_dict(),
         "accuracy": accuracy,
         "n_train": int(len(ds.X_train)),
@@ -114,6 +114,8 @@ def prepare(task: Dict[str, Any]) -> Dict[str, Any]:
             "noise": float(noise_error.mean()),
         },
     }
+    jsonfile.write(Path(task["dataset_dir"]) / "prepare.json", result)  # what the later steps read
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -440,12 +442,8 @@ TASKS: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
 }
 
 
-def main(argv: List[str]) -> int:
-    task_file = Path(argv[1])
-    task = json.loads(task_file.read_text())
-    if task["kind"] != "fit":  # CFRL's explain shows a progress bar per call
-        os.environ.setdefault("TQDM_DISABLE", "1")
-    system.set_threads(task["threads"])
+def _run(task: Dict[str, Any]) -> bool:
+    """Run one task, writing its result (or its error) to its output file; whether it succeeded."""
     output = Path(task["output"])
     start = time.perf_counter()
     try:
@@ -455,9 +453,34 @@ def main(argv: List[str]) -> int:
     except Exception as err:  # reported to the runner, which prints it and marks the step failed
         jsonfile.write(output, {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()})
         traceback.print_exc()
-        return 1
+        return False
     output.write_text(text)
-    return 0
+    return True
+
+
+def _run_group(group: Dict[str, Any]) -> bool:
+    """Run a group's tasks in order in this process (the quick profile), skipping a task whose needed task failed;
+    each task's threads are set before it runs (TensorFlow keeps the first task's intra-op threads)."""
+    failed: Set[str] = set()
+    for task in group["tasks"]:
+        if failed.intersection(task.get("needs", ())):
+            print(f"skipped {task['name']}: {sorted(failed.intersection(task['needs']))} failed", flush=True)
+            failed.add(task["name"])
+            continue
+        print(f"--- {task['name']}", flush=True)
+        system.set_threads(task["threads"])
+        if not _run(task):
+            failed.add(task["name"])
+    return not failed
+
+
+def main(argv: List[str]) -> int:
+    task = json.loads(Path(argv[1]).read_text())
+    if task["kind"] != "fit":  # CFRL's explain shows a progress bar per call
+        os.environ.setdefault("TQDM_DISABLE", "1")
+    system.set_threads(task["threads"])
+    ok = _run_group(task) if task["kind"] == "group" else _run(task)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
