@@ -176,61 +176,16 @@ def _constrained_modes(name: str, m: Dict[str, Any]) -> Dict[str, Dict[str, Any]
     return {"white-box": m["countergan-wb"], "black-box": m["countergan-bb"]}
 
 
+QUICK_NOTE = "not judged in the quick profile (few training steps, small subsets)"
+
+
 def _targets(name: str, entry: Dict[str, Any], profile: Profile) -> List[Dict[str, Any]]:
     """Issue 11's targets. MNIST's are read on all test images (the paper's protocol); the tabular
     ones, which compare CounteRGAN with CFRL and Wachter, on the rows every method explained."""
     m = entry["methods"]
     full = profile.name == "full"
-    quick_note = "not judged in the quick profile (few training steps, small subsets)"
+    out = _mnist_targets(entry, full) if name == "mnist" else _tabular_targets(name, entry, full)
     csgp = m["csgp"]["single_median_ms"]
-    out = []
-    if name == "mnist":
-        both = {"white-box": m["countergan-wb"], "black-box": m["countergan-bb"]}
-        test_error = entry["prepare"]["reference_realism"]["test"]
-        limit = (1 + MNIST_REALISM_SLACK) * test_error
-        out += [
-            _check("gain", f">= {MNIST_GAIN:.2f} (all test images)", {k: _q(r, "gain", ALL) for k, r in both.items()},
-                   lambda v: v >= MNIST_GAIN, ".3f", full, quick_note),
-            _check("realism", f"<= {limit:.2f} (test set {test_error:.2f} + 5%; all test images)",
-                   {k: _q(r, "realism", ALL) for k, r in both.items()}, lambda v: v <= limit, ".2f", full,
-                   quick_note),
-            _check("l1", f"<= {MNIST_L1:.0f} (the paper's black-box figure; all test images)",
-                   {k: _q(r, "l1", ALL) for k, r in both.items()}, lambda v: v <= MNIST_L1, ".1f", full, quick_note),
-        ]
-        rows = m["countergan-wb"].get("batch_rows", 0)
-        out.append(_check("batch", f"< {MNIST_BATCH_S:.0f} s for {MNIST_BATCH_ROWS:,} images",
-                          {k: r["batch_s"] for k, r in both.items()}, lambda v: v < MNIST_BATCH_S, ".2f",
-                          rows >= MNIST_BATCH_ROWS, f"the batch had {rows} images"))
-        raw = {k: m[r["key"] + "-raw"] for k, r in both.items() if r["key"] + "-raw" in m}
-        if raw:
-            out.append(_check("batch", f"not refined: < {MNIST_BATCH_S:.0f} s for {MNIST_BATCH_ROWS:,} images",
-                              {k: r["batch_s"] for k, r in raw.items()}, lambda v: v < MNIST_BATCH_S, ".2f",
-                              rows >= MNIST_BATCH_ROWS, f"the batch had {rows} images"))
-    else:
-        both = _constrained_modes(name, m)
-        cfrl = m.get("cfrl")
-        cfrl_validity, cfrl_l1 = _q(cfrl, "validity", COMMON), _q(cfrl, "l1_valid", COMMON)
-        rgd_l1 = _q(m["rgd"], "l1_valid", COMMON)
-        immutable = ", ".join(_short(entry["immutable"]))
-        out += [
-            _check("validity",
-                   f">= {TABULAR_VALIDITY:.2f} and >= CFRL's ({_f(cfrl_validity, '.3f')}), immutable {immutable}",
-                   {k: _q(r, "validity", COMMON) for k, r in both.items()},
-                   lambda v: v >= TABULAR_VALIDITY and v >= cfrl_validity, ".3f", full, quick_note),
-            _check("l1_valid", f"<= CFRL's ({_f(cfrl_l1, '.2f')})",
-                   {k: _q(r, "l1_valid", COMMON) for k, r in both.items()},
-                   lambda v: v <= cfrl_l1, ".2f", full, quick_note),
-            _check("l1_valid", f"stretch: <= the unconstrained Wachter's ({_f(rgd_l1, '.2f')})",
-                   {k: _q(r, "l1_valid", COMMON) for k, r in both.items()}, lambda v: v <= rgd_l1, ".2f", full,
-                   quick_note),
-        ]
-        if entry.get("categorical"):
-            cfrl_cat = _q(cfrl, "categories_valid", COMMON)
-            out.append(_check("categories", f"<= CFRL's ({_f(cfrl_cat, '.2f')})",
-                              {k: _q(r, "categories_valid", COMMON) for k, r in both.items()},
-                              lambda v: v <= cfrl_cat, ".2f", full, quick_note))
-        out.append(_check("immutable", "no row changes an immutable feature (all explained rows)",
-                          {k: _q(r, "immutable_share", ALL) for k, r in both.items()}, lambda v: v == 0, ".3f"))
     main = {"white-box": m["countergan-wb"], "black-box": m["countergan-bb"]}
     out.append(_check("latency_ratio", f">= {SPEEDUP_OVER_CFPROTO:,.0f}x faster than CFProto",
                       {k: csgp / r["single_median_ms"] if r["single_median_ms"] > 0 else math.nan
@@ -241,6 +196,62 @@ def _targets(name: str, entry: Dict[str, Any], profile: Profile) -> List[Dict[st
     if name == "mnist":
         out.append(_check("rss_fit", f"< {MNIST_FIT_RSS_MB / 1024:.0f} GB",
                           {k: r["peak_rss_fit_mb"] for k, r in main.items()}, lambda v: v < MNIST_FIT_RSS_MB, ".0f"))
+    return out
+
+
+def _mnist_targets(entry: Dict[str, Any], full: bool) -> List[Dict[str, Any]]:
+    """MNIST's quality targets (all test images) and batch targets."""
+    m = entry["methods"]
+    both = {"white-box": m["countergan-wb"], "black-box": m["countergan-bb"]}
+    test_error = entry["prepare"]["reference_realism"]["test"]
+    limit = (1 + MNIST_REALISM_SLACK) * test_error
+    out = [
+        _check("gain", f">= {MNIST_GAIN:.2f} (all test images)", {k: _q(r, "gain", ALL) for k, r in both.items()},
+               lambda v: v >= MNIST_GAIN, ".3f", full, QUICK_NOTE),
+        _check("realism", f"<= {limit:.2f} (test set {test_error:.2f} + 5%; all test images)",
+               {k: _q(r, "realism", ALL) for k, r in both.items()}, lambda v: v <= limit, ".2f", full, QUICK_NOTE),
+        _check("l1", f"<= {MNIST_L1:.0f} (the paper's black-box figure; all test images)",
+               {k: _q(r, "l1", ALL) for k, r in both.items()}, lambda v: v <= MNIST_L1, ".1f", full, QUICK_NOTE),
+    ]
+    rows = m["countergan-wb"].get("batch_rows", 0)
+    out.append(_check("batch", f"< {MNIST_BATCH_S:.0f} s for {MNIST_BATCH_ROWS:,} images",
+                      {k: r["batch_s"] for k, r in both.items()}, lambda v: v < MNIST_BATCH_S, ".2f",
+                      rows >= MNIST_BATCH_ROWS, f"the batch had {rows} images"))
+    raw = {k: m[r["key"] + "-raw"] for k, r in both.items() if r["key"] + "-raw" in m}
+    if raw:
+        out.append(_check("batch", f"not refined: < {MNIST_BATCH_S:.0f} s for {MNIST_BATCH_ROWS:,} images",
+                          {k: r["batch_s"] for k, r in raw.items()}, lambda v: v < MNIST_BATCH_S, ".2f",
+                          rows >= MNIST_BATCH_ROWS, f"the batch had {rows} images"))
+    return out
+
+
+def _tabular_targets(name: str, entry: Dict[str, Any], full: bool) -> List[Dict[str, Any]]:
+    """A tabular data set's targets against CFRL and Wachter (rows every method explained) and on immutables."""
+    m = entry["methods"]
+    both = _constrained_modes(name, m)
+    cfrl = m.get("cfrl")
+    cfrl_validity, cfrl_l1 = _q(cfrl, "validity", COMMON), _q(cfrl, "l1_valid", COMMON)
+    rgd_l1 = _q(m["rgd"], "l1_valid", COMMON)
+    immutable = ", ".join(_short(entry["immutable"]))
+    out = [
+        _check("validity",
+               f">= {TABULAR_VALIDITY:.2f} and >= CFRL's ({_f(cfrl_validity, '.3f')}), immutable {immutable}",
+               {k: _q(r, "validity", COMMON) for k, r in both.items()},
+               lambda v: v >= TABULAR_VALIDITY and v >= cfrl_validity, ".3f", full, QUICK_NOTE),
+        _check("l1_valid", f"<= CFRL's ({_f(cfrl_l1, '.2f')})",
+               {k: _q(r, "l1_valid", COMMON) for k, r in both.items()},
+               lambda v: v <= cfrl_l1, ".2f", full, QUICK_NOTE),
+        _check("l1_valid", f"stretch: <= the unconstrained Wachter's ({_f(rgd_l1, '.2f')})",
+               {k: _q(r, "l1_valid", COMMON) for k, r in both.items()}, lambda v: v <= rgd_l1, ".2f", full,
+               QUICK_NOTE),
+    ]
+    if entry.get("categorical"):
+        cfrl_cat = _q(cfrl, "categories_valid", COMMON)
+        out.append(_check("categories", f"<= CFRL's ({_f(cfrl_cat, '.2f')})",
+                          {k: _q(r, "categories_valid", COMMON) for k, r in both.items()},
+                          lambda v: v <= cfrl_cat, ".2f", full, QUICK_NOTE))
+    out.append(_check("immutable", "no row changes an immutable feature (all explained rows)",
+                      {k: _q(r, "immutable_share", ALL) for k, r in both.items()}, lambda v: v == 0, ".3f"))
     return out
 
 
@@ -283,52 +294,75 @@ def _target_cell(targets: List[Dict[str, Any]], row: str) -> str:
     return "; ".join(cells)
 
 
-def dataset_markdown(name: str, entry: Dict[str, Any], profile: Dict[str, Any]) -> str:
-    """One data set's table: metrics as rows, methods as columns, and a targets column."""
-    if entry.get("failed"):
-        return f"### {TITLES[name]}\n\nThe preparation of this data set failed; see the logs.\n"
-    prep = entry["prepare"]
-    records: Dict[str, Dict[str, Any]] = entry["methods"]
-    keys = list(records)
-    tabular = name != "mnist"
-    digits = 2 if tabular else 1
-    ref = prep["reference_realism"]
-    targets = entry["targets"]
-    baseline_n = max((records[k]["quality"].get("n", 0) for k in keys if records[k]["baseline"]), default=0)
+class _Cells:
+    """Table cells of one data set's methods: an interval or a share per method, or 'failed'."""
 
-    def quality(metric: str, fmt: int, part: str = COMMON, among: Optional[List[str]] = None) -> List[str]:
+    def __init__(self, records: Dict[str, Dict[str, Any]]) -> None:
+        self.records = records
+
+    def quality(self, metric: str, fmt: int, part: str = COMMON, among: Optional[List[str]] = None) -> List[str]:
         cells = []
-        for k in among or keys:
-            q = records[k]["quality"]
+        for k in among or list(self.records):
+            q = self.records[k]["quality"]
             cells.append("failed" if q.get("missing") else _pm(q.get(part, {}).get(metric), fmt))
         return cells
 
-    def share(metric: str, part: str = COMMON, among: Optional[List[str]] = None) -> List[str]:
+    def share(self, metric: str, part: str = COMMON, among: Optional[List[str]] = None) -> List[str]:
         cells = []
-        for k in among or keys:
-            q = records[k]["quality"]
+        for k in among or list(self.records):
+            q = self.records[k]["quality"]
             iv = None if q.get("missing") else q.get(part, {}).get(metric)
             cells.append("failed" if iv is None else f"{100 * iv['mean']:.1f}%")
         return cells
 
-    immutable = ", ".join(_short(entry["immutable"]))
-    forbidden = f"↓ Rows changing a feature a constraint forbids (immutable {immutable})"
-    categories = "↓ Categories changed per valid counterfactual (a one-hot group counts once)"
+
+def _forbidden_label(entry: Dict[str, Any]) -> str:
+    return f"↓ Rows changing a feature a constraint forbids (immutable {', '.join(_short(entry['immutable']))})"
+
+
+CATEGORIES_LABEL = "↓ Categories changed per valid counterfactual (a one-hot group counts once)"
+
+
+def dataset_markdown(name: str, entry: Dict[str, Any], profile: Dict[str, Any]) -> str:
+    """One data set's table: metrics as rows, methods as columns, and a targets column."""
+    if entry.get("failed"):
+        return f"### {TITLES[name]}\n\nThe preparation of this data set failed; see the logs.\n"
+    records: Dict[str, Dict[str, Any]] = entry["methods"]
+    keys = list(records)
+    baseline_n = max((records[k]["quality"].get("n", 0) for k in keys if records[k]["baseline"]), default=0)
+    header = "| | " + " | ".join(records[k]["label"] for k in keys) + " | target |"
+    lines = [f"### {TITLES[name]}", "",
+             _intro(name, entry, profile, baseline_n), "",
+             header, "|---" * (len(keys) + 2) + "|"]
+    for label, cells, row in _main_rows(name, entry, profile):
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {_target_cell(entry['targets'], row)} |")
+    lines.append("")
+    return "\n".join(lines + _amortised_table(name, entry))
+
+
+def _main_rows(name: str, entry: Dict[str, Any], profile: Dict[str, Any]) -> List[Tuple[str, List[str], str]]:
+    """The rows of a data set's main table: label, a cell per method, and the targets' row key."""
+    records: Dict[str, Dict[str, Any]] = entry["methods"]
+    keys = list(records)
+    cells = _Cells(records)
+    digits = 2 if name != "mnist" else 1
+    prep = entry["prepare"]
+    ref = prep["reference_realism"]
     rows: List[Tuple[str, List[str], str]] = [
-        ("↑ Prediction gain", quality("gain", 2), "gain"),
-        ("↑ Validity (share reaching the target class; a reported failure is invalid)", quality("validity", 3),
+        ("↑ Prediction gain", cells.quality("gain", 2), "gain"),
+        ("↑ Validity (share reaching the target class; a reported failure is invalid)", cells.quality("validity", 3),
          "validity"),
-        (f"↓ Realism (test set {ref['test']:.2f}, noise {ref['noise']:.2f})", quality("realism", 2), "realism"),
-        ("↓ L1 distance", quality("l1", digits), "l1"),
-        ("↓ L1 distance of the valid counterfactuals", quality("l1_valid", digits), "l1_valid"),
-        ("↓ L0 (features changed)", quality("l0", 1), "l0"),
+        (f"↓ Realism (test set {ref['test']:.2f}, noise {ref['noise']:.2f})", cells.quality("realism", 2), "realism"),
+        ("↓ L1 distance", cells.quality("l1", digits), "l1"),
+        ("↓ L1 distance of the valid counterfactuals", cells.quality("l1_valid", digits), "l1_valid"),
+        ("↓ L0 (features changed)", cells.quality("l0", 1), "l0"),
     ]
     if entry.get("categorical"):
-        rows.append((categories, quality("categories_valid", 2), "categories"))
+        rows.append((CATEGORIES_LABEL, cells.quality("categories_valid", 2), "categories"))
     if entry["immutable"]:
-        rows.append((forbidden, share("immutable_share"), "immutable"))
+        rows.append((_forbidden_label(entry), cells.share("immutable_share"), "immutable"))
     rows.append(("↓ Rows breaking a constraint (range, one-hot" + (", immutable" if entry["immutable"] else "") + ")",
-                 share("violations_share"), "violations"))
+                 cells.share("violations_share"), "violations"))
     rows += [
         ("↓ Latency, one instance (ms, median, 1 thread)", [_sig(records[k]["single_median_ms"]) for k in keys],
          "latency"),
@@ -341,35 +375,37 @@ def dataset_markdown(name: str, entry: Dict[str, Any], profile: Dict[str, Any]) 
         ("↓ Peak memory of explain (MB)", [_num(records[k]["peak_rss_explain_mb"]) for k in keys], "rss_explain"),
         ("Instances scored", [_num(records[k]["quality"].get("n_common")) for k in keys], "n"),
     ]
-    header = "| | " + " | ".join(records[k]["label"] for k in keys) + " | target |"
-    lines = [f"### {TITLES[name]}", "",
-             _intro(name, entry, profile, baseline_n), "",
-             header, "|---" * (len(keys) + 2) + "|"]
-    for label, cells, row in rows:
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {_target_cell(targets, row)} |")
-    lines.append("")
-    amortised = [k for k in keys if not records[k]["baseline"] and not records[k]["quality"].get("missing")]
+    return rows
+
+
+def _amortised_table(name: str, entry: Dict[str, Any]) -> List[str]:
+    """The amortised methods on every row they explained (no lines when that is the main table's rows)."""
+    records: Dict[str, Dict[str, Any]] = entry["methods"]
+    amortised = [k for k in records if not records[k]["baseline"] and not records[k]["quality"].get("missing")]
     # (when the searches explained every row, as on Pima, that table would repeat the first)
-    if any(records[k]["quality"].get("n") != records[k]["quality"].get("n_common") for k in amortised):
-        lines += [f"The amortised methods on all {prep['n_rows']:,} rows they explained (alibi's searches are too slow "
-                  "for that):", "",
-                  "| | " + " | ".join(records[k]["label"] for k in amortised) + " |",
-                  "|---" * (len(amortised) + 1) + "|"]
-        full_rows: List[Tuple[str, List[str]]] = [
-            ("↑ Prediction gain", quality("gain", 2, ALL, amortised)),
-            ("↑ Validity", quality("validity", 3, ALL, amortised)),
-            ("↓ Realism", quality("realism", 2, ALL, amortised)),
-            ("↓ L1 distance", quality("l1", digits, ALL, amortised)),
-            ("↓ L1 distance of the valid counterfactuals", quality("l1_valid", digits, ALL, amortised)),
-        ]
-        if entry.get("categorical"):
-            full_rows.append((categories, quality("categories_valid", 2, ALL, amortised)))
-        if entry["immutable"]:
-            full_rows.append((forbidden, share("immutable_share", ALL, amortised)))
-        for label, cells in full_rows:
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        lines.append("")
-    return "\n".join(lines)
+    if not any(records[k]["quality"].get("n") != records[k]["quality"].get("n_common") for k in amortised):
+        return []
+    cells = _Cells(records)
+    digits = 2 if name != "mnist" else 1
+    lines = [f"The amortised methods on all {entry['prepare']['n_rows']:,} rows they explained (alibi's searches are "
+             "too slow for that):", "",
+             "| | " + " | ".join(records[k]["label"] for k in amortised) + " |",
+             "|---" * (len(amortised) + 1) + "|"]
+    full_rows: List[Tuple[str, List[str]]] = [
+        ("↑ Prediction gain", cells.quality("gain", 2, ALL, amortised)),
+        ("↑ Validity", cells.quality("validity", 3, ALL, amortised)),
+        ("↓ Realism", cells.quality("realism", 2, ALL, amortised)),
+        ("↓ L1 distance", cells.quality("l1", digits, ALL, amortised)),
+        ("↓ L1 distance of the valid counterfactuals", cells.quality("l1_valid", digits, ALL, amortised)),
+    ]
+    if entry.get("categorical"):
+        full_rows.append((CATEGORIES_LABEL, cells.quality("categories_valid", 2, ALL, amortised)))
+    if entry["immutable"]:
+        full_rows.append((_forbidden_label(entry), cells.share("immutable_share", ALL, amortised)))
+    for label, row in full_rows:
+        lines.append(f"| {label} | " + " | ".join(row) + " |")
+    lines.append("")
+    return lines
 
 
 def diversity_markdown(name: str, entry: Dict[str, Any], profile: Dict[str, Any]) -> str:

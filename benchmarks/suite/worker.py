@@ -279,19 +279,13 @@ def explain_single(task: Dict[str, Any]) -> Dict[str, Any]:
 def baseline(task: Dict[str, Any]) -> Dict[str, Any]:
     """alibi's ``Counterfactual`` (RGD) or ``CounterfactualProto`` (CSGP) on one shard of the subset."""
     import tensorflow as tf
-    from alibi.explainers import Counterfactual, CounterfactualProto
-
-    from benchmarks.suite.models import load_autoencoder, load_classifier
 
     ds = _dataset(task)
-    models = _models(task)
     rows = _rows(task)
     shard, shards = task["shard"]
     subset = rows["subset"][shard::shards]
     warmup = int(rows["warmup"][0])
-    threads = task["threads"]
-    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1)
-    feature_range: Tuple[Any, Any] = (0.0, 1.0) if ds.is_image else ds.feature_range
+    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=task["threads"], inter_op_parallelism_threads=1)
     graph = tf.Graph()
     result: Dict[str, Any] = {"rows": subset.tolist()}
     with graph.as_default():
@@ -299,28 +293,7 @@ def baseline(task: Dict[str, Any]) -> Dict[str, Any]:
         tf.compat.v1.keras.backend.set_session(sess)
         system.reset_peak()
         start = time.perf_counter()
-        classifier = load_classifier(ds, models.classifier)
-        explain_kwargs: Dict[str, Any] = {}
-        if task["method"] == "rgd":
-            explainer: Any = Counterfactual(classifier, ds.shape, target_class=ds.target, feature_range=feature_range,
-                                            sess=sess, **WACHTER_SETTINGS)
-        else:
-            proto_kwargs: Dict[str, Any] = dict(CFPROTO_SETTINGS)
-            if ds.is_image:
-                _, encoder = load_autoencoder(ds, models.autoencoder)
-                proto_kwargs["enc_model"] = encoder
-                explain_kwargs["k"] = CFPROTO_K_IMAGES
-            else:
-                proto_kwargs["use_kdtree"] = True
-            if ds.cat_vars:
-                # with ohe=True CFProto works on one column per variable: the numerical columns' ranges, then
-                # a placeholder per categorical variable that its fit replaces with the embedded range
-                proto_kwargs.update(cat_vars=ds.cat_vars, ohe=True)
-                feature_range = _ordinal_range(ds)
-            explainer = CounterfactualProto(classifier, ds.shape, feature_range=feature_range, sess=sess,
-                                            **proto_kwargs)
-            explainer.fit(ds.X_train)
-            explain_kwargs["target_class"] = [ds.target]
+        explainer, explain_kwargs = _baseline_explainer(task, ds, sess)
         result["fit_s"] = time.perf_counter() - start
         result["fit_peak_rss_mb"] = system.peak_rss_mb()
         system.reset_peak()
@@ -342,6 +315,36 @@ def baseline(task: Dict[str, Any]) -> Dict[str, Any]:
     result["latency_ms"] = (1000 * np.asarray(times)).tolist()
     result["found"] = int(np.sum(found))
     return result
+
+
+def _baseline_explainer(task: Dict[str, Any], ds: Dataset, sess: Any) -> Tuple[Any, Dict[str, Any]]:
+    """alibi's search of the task, built (and, for CFProto, fitted) in the session's graph; its explain arguments."""
+    from alibi.explainers import Counterfactual, CounterfactualProto
+
+    from benchmarks.suite.models import load_autoencoder, load_classifier
+
+    models = _models(task)
+    classifier = load_classifier(ds, models.classifier)
+    feature_range: Tuple[Any, Any] = (0.0, 1.0) if ds.is_image else ds.feature_range
+    if task["method"] == "rgd":
+        return Counterfactual(classifier, ds.shape, target_class=ds.target, feature_range=feature_range, sess=sess,
+                              **WACHTER_SETTINGS), {}
+    explain_kwargs: Dict[str, Any] = {"target_class": [ds.target]}
+    proto_kwargs: Dict[str, Any] = dict(CFPROTO_SETTINGS)
+    if ds.is_image:
+        _, encoder = load_autoencoder(ds, models.autoencoder)
+        proto_kwargs["enc_model"] = encoder
+        explain_kwargs["k"] = CFPROTO_K_IMAGES
+    else:
+        proto_kwargs["use_kdtree"] = True
+    if ds.cat_vars:
+        # with ohe=True CFProto works on one column per variable: the numerical columns' ranges, then
+        # a placeholder per categorical variable that its fit replaces with the embedded range
+        proto_kwargs.update(cat_vars=ds.cat_vars, ohe=True)
+        feature_range = _ordinal_range(ds)
+    explainer = CounterfactualProto(classifier, ds.shape, feature_range=feature_range, sess=sess, **proto_kwargs)
+    explainer.fit(ds.X_train)
+    return explainer, explain_kwargs
 
 
 def _ordinal_range(ds: Dataset) -> Tuple[np.ndarray, np.ndarray]:
