@@ -22,7 +22,7 @@ Order of the projection (each step keeps what the previous ones guaranteed):
 6. ordinal features snap to their grid of values, in the allowed direction.
 """
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Dict, Mapping, Tuple
 
 import numpy as np
@@ -155,6 +155,16 @@ class SpaceTensors:
     """Number of variables: numeric columns, plus one per one-hot group."""
     numeric: Tensor = None
     """1 for the columns outside one-hot groups, else 0."""
+
+    def cast(self, dtype: Any) -> "SpaceTensors":
+        """A copy with every numpy array (the grids' included) converted to ``dtype``; numpy tensors only."""
+        changes: Dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray):
+                changes[f.name] = value.astype(dtype)
+        changes["grids"] = tuple((j, np.asarray(g, dtype=dtype)) for j, g in self.grids)
+        return replace(self, **changes)
 
 
 def change_cost(ops: Ops, x: Tensor, cf: Tensor, space: SpaceTensors) -> Tensor:

@@ -2,6 +2,7 @@
 
 import copy
 import dataclasses
+import functools
 import logging
 import math
 import pickle
@@ -22,7 +23,7 @@ from alibi_countergan.backends import (
 )
 from alibi_countergan.callbacks import Callback, StopTraining, TrainingDivergedError
 from alibi_countergan.checks import check_explain_values, check_fit_scale
-from alibi_countergan.constraints import FeatureSpace, SpaceTensors, project
+from alibi_countergan.constraints import FeatureSpace, project
 from alibi_countergan.diverse import describe, diverse_counterfactuals, ranked
 from alibi_countergan.features import (
     FeatureKey,
@@ -32,11 +33,12 @@ from alibi_countergan.features import (
     freeze,
     resolve_features,
 )
+from alibi_countergan.fitted import FittedState
 from alibi_countergan.jsonvalue import from_json_value
 from alibi_countergan.layout import ImageLayout
 from alibi_countergan.ops import NUMPY_OPS
 from alibi_countergan.params import CounteRGANConfig, Parameter, check_predictor, resolve_white_box
-from alibi_countergan.refine import Criterion, Refiner, Variables
+from alibi_countergan.refine import Criterion, Refiner
 from alibi_countergan.table import FRAME, TableSchema, as_frame, encoded_config, is_table, table_explanation
 from alibi_countergan.targets import OTHER, TargetClass, resolve_targets
 from alibi_countergan.threads import fit_thread_policy, thread_policy
@@ -54,9 +56,6 @@ DEFAULT_META: Dict[str, Any] = {
     "version": None,
 }
 """Metadata of a CounteRGAN explainer before ``fit`` fills in the method and framework."""
-
-_FITTED: Any = object()
-"""Marks "the fitted table" as the default of :meth:`CounteRGAN._predict`'s ``table``."""
 
 _CHUNK_VALUES = 2 ** 20
 """Input values per chunk of a batched forward pass (the predictor's or the generator's): about a
@@ -324,12 +323,19 @@ class CounteRGAN(Explainer, FitMixin):
         self.predictor = predictor
         self.config = config
         self.white_box = white_box
+        self._fitted: Optional[FittedState] = None
         self._describe()
 
     def _describe(self) -> None:
         """Write the training mode and the parameters into ``meta`` (``n_classes``, once fitted, stays)."""
         self.meta["type"] = ["whitebox" if self.white_box else "blackbox", self.config.backend]
         self.meta["params"].update(self.config.to_meta(self.white_box))
+        self._mirror_meta()
+
+    def _mirror_meta(self) -> None:
+        """Expose the metadata's keys as attributes (``explainer.type``), as alibi's ``Base`` does when made."""
+        for key, value in self.meta.items():
+            setattr(self, key, value)
 
     def set_params(self, **params: Any) -> "CounteRGAN":
         """Change parameters, checked as the constructor checks them (assigning an attribute calls this).
@@ -399,14 +405,13 @@ class CounteRGAN(Explainer, FitMixin):
         explainer._setup(predictor, params, white_box)
         table = TableSchema.from_config(from_json_value(config["table"])) if config.get("table") else None
         core = params if table is None else encoded_config(params, table)
-        explainer._install(FeatureSpace.from_config(from_json_value(config["space"])), int(config["n_classes"]),
-                           core, table)
-        explainer.history_ = from_json_value(config.get("history", []))
+        explainer._fitted = explainer._build_state(FeatureSpace.from_config(from_json_value(config["space"])),
+                                                   int(config["n_classes"]), core, table,
+                                                   history=from_json_value(config.get("history", [])))
         meta = from_json_value(config["meta"])
         meta["params"].setdefault("n_threads", params.n_threads)  # saves made before n_threads existed
         explainer.meta = meta
-        for key, value in meta.items():  # alibi's Base exposes the metadata keys as attributes
-            setattr(explainer, key, value)
+        explainer._mirror_meta()
         return explainer
 
     @property
@@ -428,15 +433,16 @@ class CounteRGAN(Explainer, FitMixin):
     # predictor access
     # ------------------------------------------------------------------------------------------
 
-    def _predict(self, x: np.ndarray, n_classes: Optional[int] = None, table: Any = _FITTED) -> np.ndarray:
+    def _predict(self, x: np.ndarray, n_classes: Optional[int], schema: Optional[TableSchema],
+                 fitted: Optional[Backend] = None) -> np.ndarray:
         """The predictor's checked probabilities for a batch shaped like the (encoded) data, in chunks.
 
-        With a table (the fitted one unless given), the rows are encoded and the predictor gets them in the
-        table's own form: a DataFrame, or alibi's label-encoded array.
+        With a table schema, the rows are encoded and the predictor gets them in the table's own form: a
+        DataFrame, or alibi's label-encoded array. ``fitted``: the fitted backend, which predicts for a model of
+        its framework.
         """
-        schema: Optional[TableSchema] = getattr(self, "table_", None) if table is _FITTED else table
         framework = framework_of(self.predictor)
-        backend = self._framework_backend(framework) if framework is not None else None
+        backend = self._framework_backend(framework, fitted) if framework is not None else None
         function = _probability_function(self.predictor)
         outputs = []
         rows = _chunk_rows(int(np.prod(x.shape[1:])))
@@ -451,10 +457,9 @@ class CounteRGAN(Explainer, FitMixin):
             raise ValueError(f"The predictor's outputs for consecutive chunks do not fit together: {err}") from None
         return check_probabilities(proba, len(x), n_classes=n_classes)
 
-    def _framework_backend(self, framework: str) -> Backend:
-        backend: Optional[Backend] = getattr(self, "backend_", None)
-        if backend is not None and backend.name == framework:
-            return backend
+    def _framework_backend(self, framework: str, fitted: Optional[Backend]) -> Backend:
+        if fitted is not None and fitted.name == framework:
+            return fitted
         cached: Optional[Backend] = getattr(self, "_predict_backend", None)
         if cached is None or cached.name != framework:
             cached = load_backend(framework)
@@ -465,9 +470,48 @@ class CounteRGAN(Explainer, FitMixin):
     # fit
     # ------------------------------------------------------------------------------------------
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "backend_"):
+    def _state(self) -> FittedState:
+        """The fitted state (read once per call by whoever needs it): the one check of "fitted"."""
+        state = self._fitted
+        if state is None:
             raise RuntimeError("This CounteRGAN explainer is not fitted yet: call fit(X) before explain().")
+        return state
+
+    def _fitted_attribute(self, name: str) -> Any:
+        state = self._fitted
+        if state is None:  # AttributeError, so that hasattr(explainer, "backend_") tells whether it is fitted
+            raise AttributeError(f"{name} is learnt by fit: this CounteRGAN explainer is not fitted yet.")
+        return state
+
+    @property
+    def backend_(self) -> Backend:
+        """The backend holding the trained networks."""
+        return self._fitted_attribute("backend_").backend
+
+    @property
+    def space_(self) -> FeatureSpace:
+        """The feature space: the fit data's statistics combined with the constraints."""
+        return self._fitted_attribute("space_").space
+
+    @property
+    def n_classes_(self) -> int:
+        """The predictor's number of classes."""
+        return self._fitted_attribute("n_classes_").n_classes
+
+    @property
+    def table_(self) -> Optional[TableSchema]:
+        """The schema of the table fitted on, or None for arrays (see :mod:`alibi_countergan.table`)."""
+        return self._fitted_attribute("table_").table
+
+    @property
+    def encoded_config_(self) -> CounteRGANConfig:
+        """The parameters translated to the generator's encoded features (:attr:`config` without a table)."""
+        return self._fitted_attribute("encoded_config_").encoded
+
+    @property
+    def history_(self) -> List[Dict[str, float]]:
+        """The training losses, one dict per iteration."""
+        return self._fitted_attribute("history_").history
 
     @fit_thread_policy
     def fit(self, X: np.ndarray, y: Optional[np.ndarray] = None) -> "CounteRGAN":
@@ -503,30 +547,26 @@ class CounteRGAN(Explainer, FitMixin):
         if len(x_batch) < 2:
             raise ValueError("fit needs at least two instances.")
         x32 = x_batch.astype(np.float32, copy=False)
-        proba = self._predict(x32, table=table)
+        proba = self._predict(x32, None, table)
         n_classes = proba.shape[1]
         flat = x32.reshape(len(x32), -1)
         space = self._feature_space(flat, core)
         # The new networks are built and trained aside, on a shallow copy that the callbacks see (it
         # explains with the generator as it is at each step); this explainer keeps its previous state,
         # so other threads' explain calls see it until the trained state is swapped in below.
-        state = self._install(space, n_classes, core, table, activate=False)
+        state = self._build_state(space, n_classes, core, table)
         trainee = copy.copy(self)
         trainee.meta = copy.deepcopy(self.meta)
         trainee.meta["params"]["n_classes"] = n_classes
-        trainee.__dict__.update(state)
-        trainee.history_ = []
+        trainee._fitted = state
         rng = np.random.default_rng(self.seed)
         x_std = ((flat - space.center) / space.spread).astype(np.float32)
         mask_rate = self.random_mask_rate if self.random_mask_rate is not None else (
             0.0 if core.image is not None else 0.5)
         sampler = BatchSampler(flat, x_std, proba, space, self.white_box, self.batch_size, rng,
                                random_mask_rate=mask_rate, real_weight_power=self.real_weight_power)
-        trainee._train(sampler)  # TrainingDivergedError leaves this explainer as it was (fitted before, or not)
-        previous = {name: self.__dict__.get(name) for name in state}  # freed after the swap, not during it
-        self.__dict__.update(state)  # one dict update: explain sees the old state or the new one
-        del previous
-        self.history_: List[Dict[str, float]] = trainee.history_
+        trainee._train(state, sampler)  # TrainingDivergedError leaves this explainer as it was (fitted or not)
+        self._fitted = state  # one assignment: explain sees the old state or the new one
         self.meta["params"]["n_classes"] = n_classes
         return self
 
@@ -567,13 +607,9 @@ class CounteRGAN(Explainer, FitMixin):
             monotone=constraints.monotone, groups=constraints.groups, grids=constraints.fit_grids(flat),
             min_change=self.min_change, category_costs=constraints.category_costs)
 
-    def _install(self, space: FeatureSpace, n_classes: int, core: CounteRGANConfig, table: Optional[TableSchema],
-                 build_seed: Optional[int] = None, activate: bool = True) -> Dict[str, Any]:
-        """Create the backend and networks for a feature space (training state included).
-
-        Returns the fitted state as ``{attribute: value}``; with ``activate`` it is also set on
-        this explainer (``fit`` passes False, trains aside and swaps the state in at the end).
-        """
+    def _build_state(self, space: FeatureSpace, n_classes: int, core: CounteRGANConfig, table: Optional[TableSchema],
+                     history: Optional[List[Dict[str, float]]] = None) -> FittedState:
+        """A new fitted state for a feature space: the backend with its networks built (not trained)."""
         backend = load_backend(self.backend)
         network = NetworkSpec(feature_shape=core.feature_shape, n_classes=n_classes,
                               discriminator_outputs=1 if self.white_box else n_classes, image=core.image)
@@ -582,25 +618,10 @@ class CounteRGAN(Explainer, FitMixin):
                                              target_proba=self._training_proba()),
             white_box=self.white_box, residual=self.residual, learning_rate_generator=self.learning_rate,
             learning_rate_discriminator=self.discriminator_learning_rate or self.learning_rate, beta_1=0.5)
-        backend.build(network, training, self.predictor if self.white_box else None,
-                      self.seed if build_seed is None else build_seed,
+        backend.build(network, training, self.predictor if self.white_box else None, self.seed,
                       generator=self.generator, discriminator=self.discriminator)
-        space_np: SpaceTensors = space.tensors(NUMPY_OPS)
-        state: Dict[str, Any] = {"backend_": backend, "space_": space, "n_classes_": n_classes, "_space_np": space_np,
-                                 "_space_np64": _as_float64(space_np), "_eye": np.eye(n_classes, dtype=np.float32),
-                                 "_variables": Variables.from_space(space), "table_": table, "encoded_config_": core}
-        if activate:
-            self.backend_: Backend = backend
-            self.space_: FeatureSpace = state["space_"]
-            self.n_classes_: int = n_classes
-            self._space_np: SpaceTensors = space_np
-            self._space_np64: SpaceTensors = state["_space_np64"]
-            self._variables: Variables = state["_variables"]
-            self._eye: np.ndarray = state["_eye"]
-            self.table_: Optional[TableSchema] = table
-            self.encoded_config_: CounteRGANConfig = core
-            self.meta["params"]["n_classes"] = n_classes
-        return state
+        return FittedState(backend=backend, space=space, n_classes=n_classes, table=table, encoded=core,
+                           history=list(history or []))
 
     def _training_proba(self) -> float:
         """The target probability training aims for: a fifth further from certainty than explain requires
@@ -608,20 +629,21 @@ class CounteRGAN(Explainer, FitMixin):
         required = 0.5 if self.target_proba is None else self.target_proba
         return 1.0 - 0.8 * (1.0 - required)
 
-    def _with_cost_weights(self, batch: Batch) -> Batch:
+    def _with_cost_weights(self, state: FittedState, batch: Batch) -> Batch:
         """The batch with ``cost_weights`` 1 for the rows whose current counterfactual reaches the training
         target probability: only those pay the cost of their change (see :mod:`alibi_countergan.value`).
         One forward pass of the generator and one predictor call, so black-box training gets it too."""
-        cf = self._counterfactuals(batch.x, batch.target, batch.mask)
+        cf = self._counterfactuals(state, batch.x, batch.target, batch.mask)
         finite = np.flatnonzero(np.all(np.isfinite(cf), axis=1))  # a diverged generator is reported by the step
         reached = np.zeros(len(cf), dtype=np.float32)
         if finite.size:
-            proba = self._predict(cf[finite].reshape((-1,) + self.encoded_config_.feature_shape), self.n_classes_)
+            proba = self._predict(cf[finite].reshape((-1,) + state.encoded.feature_shape), state.n_classes,
+                                  state.table, state.backend)
             reached[finite] = proba[np.arange(finite.size), batch.target[finite]] >= self._training_proba()
         return dataclasses.replace(batch, cost_weights=reached)
 
-    def _train(self, sampler: BatchSampler) -> None:
-        backend = self.backend_
+    def _train(self, state: FittedState, sampler: BatchSampler) -> None:
+        backend = state.backend
         bar = tqdm(range(self.train_steps), desc="CounteRGAN fit", disable=not self.verbose, leave=False)
         losses: Dict[str, float] = {}
         average = TailAverage(self.train_steps, self.weight_averaging)
@@ -630,13 +652,13 @@ class CounteRGAN(Explainer, FitMixin):
                 for _ in range(self.discriminator_steps):
                     losses.update(backend.discriminator_step(sampler.sample()))
                 for _ in range(self.generator_steps):
-                    losses.update(backend.generator_step(self._with_cost_weights(sampler.sample())))
+                    losses.update(backend.generator_step(self._with_cost_weights(state, sampler.sample())))
                 bad = [k for k, v in losses.items() if not math.isfinite(v)]
                 if bad:
                     raise TrainingDivergedError(
                         f"Training diverged at iteration {step}: loss {bad[0]} is {losses[bad[0]]}. Lower the "
                         f"learning_rate (now {self.learning_rate}) or check the data's scale.")
-                self.history_.append(dict(losses))
+                state.history.append(dict(losses))
                 if self.verbose and step % 25 == 0:
                     # the generator's losses in words: fooling the discriminator, -log P(target), size of the change
                     bar.set_postfix({label: f"{losses[k]:.3f}" for k, label in (
@@ -655,18 +677,18 @@ class CounteRGAN(Explainer, FitMixin):
     # explain
     # ------------------------------------------------------------------------------------------
 
-    def _counterfactuals(self, x: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _counterfactuals(self, state: FittedState, x: np.ndarray, target: np.ndarray, mask: np.ndarray
+                         ) -> np.ndarray:
         """Counterfactuals for flat rows ``x`` (float32 or float64) and one target each: one forward pass."""
-        space = self.space_
+        space = state.space
         x_std = ((x - space.center) / space.spread).astype(np.float32)
         mask32 = mask.astype(np.float32)
         rows = _chunk_rows(x.shape[1])
         chunks = [slice(i, i + rows) for i in range(0, len(x), rows)]
-        u = np.concatenate([self.backend_.generate(x_std[c], self._eye[target[c]], mask32[c]) for c in chunks])
+        u = np.concatenate([state.backend.generate(x_std[c], state.eye[target[c]], mask32[c]) for c in chunks])
         if not self.residual:
             u = u - x_std
-        tensors = self._space_np64 if x.dtype == np.float64 else self._space_np
-        return project(NUMPY_OPS, x, u.astype(x.dtype), mask.astype(x.dtype), tensors, hard=True)
+        return project(NUMPY_OPS, x, u.astype(x.dtype), mask.astype(x.dtype), state.tensors_for(x.dtype), hard=True)
 
     @thread_policy
     def explain(self, X: np.ndarray, target_class: Optional[TargetClass] = None,
@@ -726,35 +748,34 @@ class CounteRGAN(Explainer, FitMixin):
         ValueError
             For invalid instances or targets.
         """
-        self._check_fitted()
+        state = self._state()  # read once: a concurrent fit swaps in a new state, never changes this one
         refine = self.refine if refine is None else check_bool("refine", refine)
         n_counterfactuals = check_int("n_counterfactuals", n_counterfactuals, 1)
         criterion = Criterion(self.target_proba if target_proba is None else check_target_proba(target_proba))
-        # a shallow copy: a concurrent fit swaps its state into this explainer, never into the snapshot
-        snapshot = copy.copy(self)
-        return snapshot._explain(X, target_class, immutable_features, refine, criterion, n_counterfactuals)
+        return self._explain(state, X, target_class, immutable_features, refine, criterion, n_counterfactuals)
 
-    def _explain(self, X: np.ndarray, target_class: Optional[TargetClass], immutable_features: Sequence[FeatureKey],
-                 refine: bool, criterion: Criterion, n_counterfactuals: int) -> Explanation:
-        core, table = self.encoded_config_, self.table_
+    def _explain(self, state: FittedState, X: np.ndarray, target_class: Optional[TargetClass],
+                 immutable_features: Sequence[FeatureKey], refine: bool, criterion: Criterion,
+                 n_counterfactuals: int) -> Explanation:
+        core, table, space = state.encoded, state.table, state.space
         if table is None:
             x_batch, _ = as_instances(X, core.feature_shape, "X")
             where: Tuple[Any, Any] = (None, None)
         else:
             encoded, index, order = table.read(X, "X")
             x_batch, where = encoded, (index, order)
-        check_explain_values(x_batch, self.space_, core.feature_names)
+        check_explain_values(x_batch, space, core.feature_names)
         n = len(x_batch)
-        targets = resolve_targets(self.target_class if target_class is None else target_class, n, self.n_classes_)
+        targets = resolve_targets(self.target_class if target_class is None else target_class, n, state.n_classes)
         flat = x_batch.reshape(n, -1)
-        check_onehot(flat, self.space_.groups, "X")
+        check_onehot(flat, space.groups, "X")
         if table is not None:
             immutable_features = [table.encoded_key(k, "immutable_features") for k in immutable_features]
         frozen = resolve_features(list(immutable_features), core.n_features, core.feature_names,
-                                  "immutable_features", self.space_.groups)
-        mask = np.broadcast_to(freeze(self.space_.mutable, frozen, self.space_.groups), flat.shape)
-        targets, cf_flat, cf_proba, orig_proba = self._proposals(flat, targets, mask)
-        refiner = self._refiner(flat.dtype, criterion)
+                                  "immutable_features", space.groups)
+        mask = np.broadcast_to(freeze(space.mutable, frozen, space.groups), flat.shape)
+        targets, cf_flat, cf_proba, orig_proba = self._proposals(state, flat, targets, mask)
+        refiner = self._refiner(state, flat.dtype, criterion)
         if refine:
             todo = np.flatnonzero(orig_proba.argmax(axis=1) != targets)
             if todo.size:
@@ -762,8 +783,9 @@ class CounteRGAN(Explainer, FitMixin):
                     flat[todo], cf_flat[todo], targets[todo], mask[todo], cf_proba[todo], orig_proba[todo])
         diverse = None
         if n_counterfactuals > 1:
-            found = diverse_counterfactuals(flat, cf_flat, cf_proba, targets, mask, refiner, self._counterfactuals,
-                                            refine=refine, x_proba=orig_proba)
+            found = diverse_counterfactuals(flat, cf_flat, cf_proba, targets, mask, refiner,
+                                            functools.partial(self._counterfactuals, state), refine=refine,
+                                            x_proba=orig_proba)
             picks = ranked(found, n, n_counterfactuals)
             first = np.array([p[0] for p in picks])
             cf_flat, cf_proba = found.cf[first], found.proba[first]
@@ -772,40 +794,44 @@ class CounteRGAN(Explainer, FitMixin):
         explanation = self._explanation(x_batch, cf_flat, cf_proba, orig_proba, targets, criterion, diverse)
         return explanation if table is None else table_explanation(explanation, table, *where)
 
-    def _proposals(self, flat: np.ndarray, targets: Optional[np.ndarray], mask: np.ndarray
+    def _proposals(self, state: FittedState, flat: np.ndarray, targets: Optional[np.ndarray], mask: np.ndarray
                    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The generator's counterfactuals: ``(targets, cf, cf_proba, orig_proba)``, one predictor call.
 
         For ``targets`` None ('other'), every other class is tried at once and the one the predictor rates
         highest kept, per row. A row the predictor already assigns to its target is its own counterfactual.
         """
-        n, k = len(flat), self.n_classes_
+        n, k = len(flat), state.n_classes
+        predict = self._state_predictor(state)
         if targets is None:
-            orig_proba = self._predict(flat.reshape((-1,) + self.encoded_config_.feature_shape), k)
+            orig_proba = predict(flat)
             candidates = (orig_proba.argmax(axis=1)[:, None] + np.arange(1, k)[None, :]) % k
             rows = np.repeat(np.arange(n), k - 1)
-            cf_all = self._counterfactuals(flat[rows], candidates.reshape(-1), mask[rows])
-            proba_all = self._predict(cf_all.reshape((-1,) + self.encoded_config_.feature_shape), k)
+            cf_all = self._counterfactuals(state, flat[rows], candidates.reshape(-1), mask[rows])
+            proba_all = predict(cf_all)
             best = proba_all[np.arange(len(rows)), candidates.reshape(-1)].reshape(n, k - 1).argmax(axis=1)
             pick = np.arange(n) * (k - 1) + best
             return candidates[np.arange(n), best], cf_all[pick], proba_all[pick], orig_proba
-        cf_flat = self._counterfactuals(flat, targets, mask)
-        shape = (-1,) + self.encoded_config_.feature_shape
-        both = self._predict(np.concatenate([flat, cf_flat]).reshape(shape), k)
+        cf_flat = self._counterfactuals(state, flat, targets, mask)
+        both = predict(np.concatenate([flat, cf_flat]))
         orig_proba, cf_proba = both[:n], both[n:]
         already = orig_proba.argmax(axis=1) == targets
         cf_flat[already], cf_proba[already] = flat[already], orig_proba[already]
         return targets, cf_flat, cf_proba, orig_proba
 
-    def _refiner(self, dtype: np.dtype, criterion: Criterion) -> Refiner:
-        """The refinement of this explainer's counterfactuals, for inputs of ``dtype``."""
+    def _state_predictor(self, state: FittedState) -> Callable[[np.ndarray], np.ndarray]:
+        """The predictor's checked probabilities for flat encoded rows, with the fitted state's table and classes."""
 
         def predict(rows: np.ndarray) -> np.ndarray:
-            return self._predict(rows.reshape((-1,) + self.encoded_config_.feature_shape), self.n_classes_)
+            return self._predict(rows.reshape((-1,) + state.encoded.feature_shape), state.n_classes, state.table,
+                                 state.backend)
 
-        tensors = self._space_np64 if dtype == np.float64 else self._space_np
-        return Refiner(self.space_, tensors, predict, criterion, regenerate=self._counterfactuals,
-                       variables=self._variables)
+        return predict
+
+    def _refiner(self, state: FittedState, dtype: np.dtype, criterion: Criterion) -> Refiner:
+        """The refinement of this explainer's counterfactuals, for inputs of ``dtype``."""
+        return Refiner(state.space, state.tensors_for(dtype), self._state_predictor(state), criterion,
+                       regenerate=functools.partial(self._counterfactuals, state), variables=state.variables)
 
     def _explanation(self, x: np.ndarray, cf_flat: np.ndarray, cf_proba: np.ndarray, orig_proba: np.ndarray,
                      targets: np.ndarray, criterion: Criterion,
@@ -819,7 +845,7 @@ class CounteRGAN(Explainer, FitMixin):
         success = criterion.reached(cf_proba, targets) | (orig_class == targets)
         data: Dict[str, Any] = {"cf": {"X": cf_x, "class": cf_class, "proba": cf_proba},
                                 "orig_class": orig_class, "orig_proba": orig_proba, "target": targets,
-                                "success": success, "residual": cf_x - x, "all": []}
+                                "success": success, "residual": cf_x - x}
         if diverse is not None:
             data["counterfactuals"] = diverse
         if n == 1:
@@ -843,9 +869,8 @@ class CounteRGAN(Explainer, FitMixin):
         """
         check_predictor(predictor, self.backend, white_box=self.white_box, trained=True)
         self.predictor = predictor
-        backend: Optional[Backend] = getattr(self, "backend_", None)
-        if backend is not None and self.white_box:
-            backend.set_predictor(predictor)
+        if self._fitted is not None and self.white_box:
+            self._fitted.backend.set_predictor(predictor)
 
 
 def _check_custom_networks(saved: Mapping[str, Optional[str]], generator: Any, discriminator: Any) -> None:
@@ -858,16 +883,3 @@ def _check_custom_networks(saved: Mapping[str, Optional[str]], generator: Any, d
                              f"network.")
         if custom is None and given is not None:
             raise ValueError(f"This CounteRGAN was trained with the default {what}; do not pass one.")
-
-
-def _as_float64(space: SpaceTensors) -> SpaceTensors:
-    """A float64 copy of numpy space tensors (for float64 inputs, so immutable features stay bit-exact)."""
-
-    def f(a: np.ndarray) -> np.ndarray:
-        return np.asarray(a, dtype=np.float64)
-
-    return SpaceTensors(center=f(space.center), spread=f(space.spread), lower=f(space.lower), upper=f(space.upper),
-                        free=f(space.free), increase=f(space.increase), decrease=f(space.decrease),
-                        groups=space.groups, grids=tuple((j, f(g)) for j, g in space.grids),
-                        min_change=space.min_change, cost_scale=f(space.cost_scale),
-                        n_variables=space.n_variables, numeric=f(space.numeric))

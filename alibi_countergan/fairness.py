@@ -122,7 +122,7 @@ def fairness_probe(explainer: CounteRGAN, X: np.ndarray, protected: Sequence[Uni
     ValueError
         When a protected attribute is unknown or immutable in the explainer.
     """
-    explainer._check_fitted()
+    explainer._state()  # raises before fit
     if not protected:
         raise ValueError("protected: give at least one attribute to probe.")
     attributes = [_attribute_columns(explainer, key) for key in protected]

@@ -247,7 +247,7 @@ def _probe_predictor(explainer: "CounteRGAN", space: FeatureSpace, n_classes: in
     """Call the predictor on one instance and check its output against the saved explainer."""
     x = np.asarray(space.center, dtype=np.float32).reshape((1,) + explainer.encoded_config_.feature_shape)
     try:
-        explainer._predict(x, n_classes)
+        explainer._predict(x, n_classes, explainer.table_, explainer.backend_)
     except ValueError as err:
         raise ValueError(f"The predictor does not fit this saved CounteRGAN (checked on one instance at load time): "
                          f"{err}") from None

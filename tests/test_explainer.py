@@ -358,3 +358,25 @@ def test_explain_during_a_refit_sees_the_old_or_the_new_explainer_never_a_mix(ba
     assert "mixed" not in kinds, kinds.count("mixed")
     assert kinds[0] == "old" and kinds[-1] == "new"
     assert kinds == sorted(kinds, key=["old", "new"].index)  # once new, never old again
+
+
+def test_the_fitted_state_is_one_record_that_fit_swaps_in(pima):
+    from sklearn.linear_model import LogisticRegression
+
+    from alibi_countergan.fitted import FittedState
+
+    _, X_train, X_test, y_train, _ = pima
+    model = LogisticRegression(max_iter=1000).fit(X_train, y_train)
+    explainer = CounteRGAN(model, (1, 8), method="black-box", train_steps=3, batch_size=32, verbose=False)
+    assert not hasattr(explainer, "backend_") and not hasattr(explainer, "history_")
+    with pytest.raises(RuntimeError, match="not fitted yet"):
+        explainer.explain(X_test[:1])
+    explainer.fit(X_train)
+    first = explainer._fitted
+    assert isinstance(first, FittedState)
+    assert (explainer.backend_, explainer.space_, explainer.n_classes_, explainer.table_, explainer.history_) == (
+        first.backend, first.space, 2, None, first.history)
+    assert explainer.encoded_config_ is explainer.config and len(first.history) == 3
+    explainer.set_params(train_steps=4).fit(X_train)
+    assert explainer._fitted is not first and explainer.backend_ is not first.backend
+    assert len(first.history) == 3 and len(explainer.history_) == 4  # the previous record is left as it was

@@ -10,7 +10,7 @@ import pytest
 from alibi_countergan import CounteRGAN
 from alibi_countergan.constraints import FeatureSpace
 from alibi_countergan.ops import NUMPY_OPS
-from alibi_countergan.params import CounteRGANConfig
+from alibi_countergan.params import CounteRGANConfig, Parameter
 
 
 def _predict(x: np.ndarray) -> np.ndarray:
@@ -111,3 +111,37 @@ def test_a_category_cost_weighs_its_group_in_the_cost_of_a_change():
     np.testing.assert_allclose(scale[0, 0], 1 / X[:, 0].std(), rtol=1e-6)
     default = CounteRGAN(_predict, (1, 6), backend="pytorch", verbose=False, cat_vars={3: 3}, train_steps=1).fit(X)
     assert default.space_.category_costs == () and default.space_.group_costs == (1.0,)
+
+
+def _documented_parameters() -> list:
+    """The names the constructor's numpy-style "Parameters" section documents, in order."""
+    doc = inspect.getdoc(CounteRGAN.__init__) or ""
+    section = doc.split("Parameters\n----------\n", 1)[1].split("\n\n", 1)[0]
+    names = []
+    for line in section.splitlines():
+        if line and not line.startswith(" "):
+            names += [n.strip() for n in line.split(",")]
+    return names
+
+
+def test_each_parameter_is_declared_once_everywhere_it_appears():
+    """The config's fields are the one declaration: the attributes, the constructor's docstring, ``meta`` and the
+    save file must all name exactly those (a new field missing anywhere fails here)."""
+    fields = CounteRGANConfig.names()
+    attributes = [name for name, value in vars(CounteRGAN).items() if isinstance(value, Parameter)]
+    assert attributes == fields
+    assert _documented_parameters() == ["predictor"] + fields
+    explainer = CounteRGAN(_predict, (1, 6), backend="pytorch", verbose=False)
+    assert set(explainer.meta["params"]) >= set(CounteRGANConfig.names(saved=True))
+    assert set(CounteRGANConfig(shape=(1, 6), backend="pytorch").to_json()) == set(CounteRGANConfig.names(saved=True))
+    for name in fields:
+        assert getattr(explainer, name) is getattr(explainer.config, name), name
+
+
+def test_the_metadata_keys_are_attributes_from_the_start():
+    """alibi's Base exposes ``meta``'s keys as attributes; they follow ``meta`` on a new explainer too."""
+    explainer = CounteRGAN(_predict, (1, 6), backend="pytorch", method="black-box", verbose=False)
+    assert explainer.type == explainer.meta["type"] == ["blackbox", "pytorch"]
+    assert explainer.params is explainer.meta["params"]
+    explainer.set_params(method="black-box", train_steps=5)
+    assert explainer.type == explainer.meta["type"] and explainer.params["train_steps"] == 5
