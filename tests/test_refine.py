@@ -231,10 +231,10 @@ def test_validity_does_not_fall_as_training_runs_longer(backend, pima, pima_mode
     data, X_train, X_test, _, _ = pima
     predictor = pima_model if method == "white-box" else backend.numpy_fn(pima_model)
     validity = {}
-    for steps in (250, 1000, 4000):
+    for steps in (250, 2000):  # the default is 1,000
         explainer = CounteRGAN(predictor, (1, 8), backend=backend.name, method=method, train_steps=steps,
                                feature_names=data.feature_names, immutable_features=["Pregnancies", "Age"],
                                verbose=False, seed=0).fit(X_train)
         validity[steps] = float(explainer.explain(X_test, target_class="other").success.mean())
     assert min(validity.values()) >= 0.9, validity
-    assert validity[4000] >= validity[250] - 0.03, validity
+    assert validity[2000] >= validity[250] - 0.03, validity
