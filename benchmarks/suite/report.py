@@ -573,14 +573,22 @@ def write(out: Path, results: Dict[str, Any]) -> List[Path]:
     return paths
 
 
+def results_file_name(results: Dict[str, Any]) -> str:
+    """The name of a run's JSON file in the docs: one file per run, named by the time it started
+    (``benchmark-results-2026-11-30-1922.json``), so that a new run never overwrites an older one's figures."""
+    created = datetime.datetime.fromisoformat(results["created"])
+    return f"benchmark-results-{created:%Y-%m-%d-%H%M}.json"
+
+
 def update_docs(path: Path, results: Dict[str, Any], out: Path) -> None:
     """Put the report between the markers of a markdown file, the figure in its ``images/`` folder and the
-    JSON file beside it (``benchmark-results.json``)."""
+    run's JSON file beside it (:func:`results_file_name`), named in the report."""
     text = path.read_text() if path.is_file() else f"# Benchmarks\n\n{DOCS_BEGIN}\n{DOCS_END}\n"
     if DOCS_BEGIN not in text or DOCS_END not in text:
         raise ValueError(f"{path} lacks the markers {DOCS_BEGIN} and {DOCS_END}.")
-    body = markdown(results)
-    jsonfile.write(path.parent / "benchmark-results.json", results)
+    name = results_file_name(results)
+    body = markdown(results) + f"\nEvery figure of this run is in {{download}}`{name}`.\n"
+    jsonfile.write(path.parent / name, results)
     source = out / FIGURE_NAME
     if source.is_file():
         images = path.parent / "images"
