@@ -128,7 +128,7 @@ def test_refinement_calls_the_predictor_a_handful_of_times_whatever_the_batch(ba
 def test_a_row_with_few_changes_keeps_the_cheapest_subset_of_them_that_reaches_the_target(pima, pima_whitebox):
     _, _, X_test, _, _ = pima
     raw = pima_whitebox.explain(X_test, target_class="other", refine=False)
-    refiner = pima_whitebox._refiner(np.dtype(np.float32), Criterion())
+    refiner = pima_whitebox._refiner(pima_whitebox._state(), np.dtype(np.float32), Criterion())
     flat, cf = X_test.reshape(len(X_test), -1), raw.cf["X"].reshape(len(X_test), -1)
     rows = np.flatnonzero(Criterion().met(raw.cf["proba"], raw.target) & np.any(cf != flat, axis=1))
     mask = np.broadcast_to(pima_whitebox.space_.mutable, flat.shape)[rows]
@@ -163,7 +163,7 @@ def test_images_are_shrunk_by_interpolation_in_a_few_calls_and_nearly_as_far_as_
 
     def counting(rows):
         calls.append(len(rows))
-        return digits_whitebox._predict(rows.reshape((-1, 8, 8, 1)), 10)
+        return digits_whitebox._predict(rows.reshape((-1, 8, 8, 1)), 10, None, digits_whitebox.backend_)
 
     flat, raw_flat = X.reshape(len(X), -1), raw.cf["X"].reshape(len(X), -1)
     refiner = Refiner(digits_whitebox.space_, digits_whitebox.space_.tensors(NUMPY_OPS), counting, Criterion())
