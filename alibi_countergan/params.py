@@ -80,10 +80,6 @@ def _optional(check: Check, *, keep: bool = False) -> Check:
     return optional
 
 
-def _flag(name: str, value: Any) -> bool:
-    return bool(value)
-
-
 def _shape(name: str, value: Any) -> Any:
     normalise_shape(value)
     return tuple(value) if isinstance(value, (tuple, list)) else value
@@ -141,10 +137,10 @@ def _category_map(name: str, value: Any) -> Optional[Dict[FeatureKey, List[Any]]
     return out
 
 
-def _seed(name: str, value: Any) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise ValueError(f"seed must be an integer, got {value!r}.")
-    return int(value)
+def _data_format(name: str, value: Any) -> Optional[str]:
+    if value not in (None, "channels_last", "channels_first"):
+        raise ValueError(f"{name}={value!r}: use 'channels_last', 'channels_first' or None.")
+    return value
 
 
 def _threads(name: str, value: Any) -> Optional[int]:
@@ -213,7 +209,7 @@ class CounteRGANConfig:
     immutable_features: List[FeatureKey] = _param((), _as_list)
     monotone: Dict[FeatureKey, Union[str, int]] = _param(None, _as_dict)
     cat_vars: Dict[int, int] = _param(None, _cat_vars)
-    ohe: bool = _param(True, _flag)
+    ohe: bool = _param(True, check_bool)
     category_map: Optional[Dict[FeatureKey, List[Any]]] = _param(None, _category_map)
     ordinal_features: Union[Sequence[FeatureKey], Mapping[FeatureKey, Sequence[float]], None] = _param(None)
     continuous_features: List[FeatureKey] = _param((), _as_list)
@@ -231,14 +227,14 @@ class CounteRGANConfig:
     min_change: float = _param(0.1, _number())
     real_weight_power: float = _param(4.0, _number(positive=True, allow_inf=True))
     weight_averaging: float = _param(0.25, _number(at_most_one=True))
-    residual: bool = _param(True, _flag)
+    residual: bool = _param(True, check_bool)
     generator: Any = _param(None, obj=True)
     discriminator: Any = _param(None, obj=True)
-    data_format: Optional[str] = _param(None)
-    seed: int = _param(0, _seed)
+    data_format: Optional[str] = _param(None, _data_format)
+    seed: int = _param(0, _integer(0))
     n_threads: Optional[int] = _param(1, _threads)
     callbacks: List[Callback] = _param((), _callbacks, obj=True)
-    verbose: bool = _param(True, _flag)
+    verbose: bool = _param(True, check_bool)
 
     _feature_shape: Tuple[int, ...] = attrs.field(init=False, repr=False)
     _constraints: Optional[UserConstraints] = attrs.field(init=False, repr=False)

@@ -147,6 +147,11 @@ def test_predictor_that_does_not_return_probabilities_is_rejected(pima, predicto
     ({"cat_vars": {6: 3}}, "runs past"),
     ({"feature_range": (0.0,)}, "feature_range"),
     ({"callbacks": [3]}, "callbacks"),
+    ({"seed": -1}, "seed"),
+    ({"verbose": "no"}, "verbose must be True or False"),
+    ({"residual": 0}, "residual must be True or False"),
+    ({"ohe": None}, "ohe must be True or False"),
+    ({"data_format": "channels_middle"}, "data_format='channels_middle'"),
 ])
 def test_bad_parameters_are_rejected(pima_model, kwargs, message):
     with pytest.raises(ValueError, match=message):
