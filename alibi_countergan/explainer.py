@@ -4,13 +4,10 @@ import copy
 import dataclasses
 import functools
 import logging
-import math
-import pickle
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from alibi.api.interfaces import Explainer, Explanation, FitMixin
-from tqdm.auto import tqdm
 
 from alibi_countergan.backends import (
     Backend,
@@ -21,29 +18,26 @@ from alibi_countergan.backends import (
     load_backend,
     resolve_backend,
 )
-from alibi_countergan.callbacks import Callback, StopTraining, TrainingDivergedError
-from alibi_countergan.checks import check_explain_values, check_fit_scale
-from alibi_countergan.constraints import FeatureSpace, project
-from alibi_countergan.diverse import describe, diverse_counterfactuals, ranked
+from alibi_countergan.callbacks import Callback
+from alibi_countergan.checks import check_fit_scale
+from alibi_countergan.constraints import FeatureSpace
 from alibi_countergan.features import (
     FeatureKey,
     MonotoneSpec,
     build_feature_space,
     check_onehot,
-    freeze,
-    resolve_features,
 )
 from alibi_countergan.fitted import FittedState
+from alibi_countergan.inference import Inference, predict_proba
 from alibi_countergan.jsonvalue import from_json_value
 from alibi_countergan.layout import ImageLayout
-from alibi_countergan.ops import NUMPY_OPS
-from alibi_countergan.params import CounteRGANConfig, Parameter, check_predictor, resolve_white_box
-from alibi_countergan.refine import Criterion, Refiner
-from alibi_countergan.table import FRAME, TableSchema, as_frame, encoded_config, is_table, table_explanation
-from alibi_countergan.targets import OTHER, TargetClass, resolve_targets
+from alibi_countergan.params import CounteRGANConfig, ParameterAttributes, check_predictor, resolve_white_box
+from alibi_countergan.refine import Criterion
+from alibi_countergan.table import FRAME, TableSchema, as_frame, encoded_config, is_table
+from alibi_countergan.targets import OTHER, TargetClass
 from alibi_countergan.threads import fit_thread_policy, thread_policy
-from alibi_countergan.training import BatchSampler, TailAverage
-from alibi_countergan.validation import as_instances, check_bool, check_int, check_probabilities, check_target_proba
+from alibi_countergan.training import BatchSampler, train_networks
+from alibi_countergan.validation import as_instances, check_bool, check_int, check_target_proba
 from alibi_countergan.value import LossWeights
 
 logger = logging.getLogger(__name__)
@@ -57,26 +51,7 @@ DEFAULT_META: Dict[str, Any] = {
 }
 """Metadata of a CounteRGAN explainer before ``fit`` fills in the method and framework."""
 
-_CHUNK_VALUES = 2 ** 20
-"""Input values per chunk of a batched forward pass (the predictor's or the generator's): about a
-thousand MNIST images or 65,000 rows of 16 features. A convolutional network's first layers hold
-tens of times more values than its input, so whole-batch passes over tens of thousands of images
-would need gigabytes; chunks of this size keep the memory small at no cost in speed."""
-
-
-def _chunk_rows(n_features: int) -> int:
-    """Rows per chunk of a batched forward pass."""
-    return max(64, _CHUNK_VALUES // max(1, n_features))
-
-
-def _probability_function(predictor: Any) -> Callable[[Any], Any]:
-    """What to call for class probabilities: ``predict_proba`` of an estimator (a scikit-learn ``Pipeline``...),
-    else the predictor itself."""
-    method = getattr(predictor, "predict_proba", None)
-    return method if callable(method) else predictor
-
-
-class CounteRGAN(Explainer, FitMixin):
+class CounteRGAN(ParameterAttributes, Explainer, FitMixin):
     """Counterfactuals from a residual GAN, in one forward pass (Nemirovsky et al., UAI 2022).
 
     ``fit`` trains a generator ``G(x, t)`` such that ``x + G(x, t)`` is realistic (a discriminator
@@ -95,43 +70,6 @@ class CounteRGAN(Explainer, FitMixin):
     config: CounteRGANConfig
     """The checked parameters (:class:`alibi_countergan.params.CounteRGANConfig`)."""
 
-    shape = Parameter[Tuple[int, ...]]()
-    backend = Parameter[str]()
-    method = Parameter[str]()
-    target_class = Parameter[TargetClass]()
-    target_proba = Parameter[Optional[float]]()
-    refine = Parameter[bool]()
-    feature_range = Parameter[Optional[Tuple[Any, Any]]]()
-    feature_names = Parameter[Optional[List[str]]]()
-    immutable_features = Parameter[List[FeatureKey]]()
-    monotone = Parameter[Dict[FeatureKey, Union[str, int]]]()
-    cat_vars = Parameter[Dict[int, int]]()
-    ohe = Parameter[bool]()
-    category_map = Parameter[Optional[Dict[FeatureKey, List[Any]]]]()
-    ordinal_features = Parameter[Union[Sequence[FeatureKey], Mapping[FeatureKey, Sequence[float]], None]]()
-    continuous_features = Parameter[List[FeatureKey]]()
-    category_cost = Parameter[Union[float, Dict[FeatureKey, float]]]()
-    random_mask_rate = Parameter[Optional[float]]()
-    train_steps = Parameter[int]()
-    batch_size = Parameter[int]()
-    discriminator_steps = Parameter[int]()
-    generator_steps = Parameter[int]()
-    learning_rate = Parameter[float]()
-    discriminator_learning_rate = Parameter[Optional[float]]()
-    classifier_weight = Parameter[float]()
-    l1_weight = Parameter[float]()
-    l2_weight = Parameter[float]()
-    min_change = Parameter[float]()
-    real_weight_power = Parameter[float]()
-    weight_averaging = Parameter[float]()
-    residual = Parameter[bool]()
-    generator = Parameter[Any]()
-    discriminator = Parameter[Any]()
-    data_format = Parameter[Optional[str]]()
-    seed = Parameter[int]()
-    n_threads = Parameter[Optional[int]]()
-    callbacks = Parameter[List[Callback]]()
-    verbose = Parameter[bool]()
 
     def __init__(
         self,
@@ -435,27 +373,20 @@ class CounteRGAN(Explainer, FitMixin):
 
     def _predict(self, x: np.ndarray, n_classes: Optional[int], schema: Optional[TableSchema],
                  fitted: Optional[Backend] = None) -> np.ndarray:
-        """The predictor's checked probabilities for a batch shaped like the (encoded) data, in chunks.
-
-        With a table schema, the rows are encoded and the predictor gets them in the table's own form: a
-        DataFrame, or alibi's label-encoded array. ``fitted``: the fitted backend, which predicts for a model of
-        its framework.
-        """
+        """The predictor's checked probabilities (:func:`alibi_countergan.inference.predict_proba`); ``fitted``: the
+        fitted backend, which calls a model of its framework."""
         framework = framework_of(self.predictor)
         backend = self._framework_backend(framework, fitted) if framework is not None else None
-        function = _probability_function(self.predictor)
-        outputs = []
-        rows = _chunk_rows(int(np.prod(x.shape[1:])))
-        for start in range(0, len(x), rows):
-            chunk = x[start:start + rows]
-            if schema is not None:
-                chunk = schema.write(chunk.reshape(len(chunk), -1), dtype=np.float32)
-            outputs.append(backend.predict(self.predictor, chunk) if backend is not None else function(chunk))
-        try:
-            proba = np.concatenate([np.asarray(o) for o in outputs]) if len(outputs) > 1 else outputs[0]
-        except ValueError as err:
-            raise ValueError(f"The predictor's outputs for consecutive chunks do not fit together: {err}") from None
-        return check_probabilities(proba, len(x), n_classes=n_classes)
+        return predict_proba(self.predictor, x, n_classes, schema, backend)
+
+    def _inference(self, state: FittedState) -> Inference:
+        """The machinery of one call on a fitted state (:class:`alibi_countergan.inference.Inference`)."""
+        shape = (-1,) + state.encoded.feature_shape
+
+        def predict(rows: np.ndarray) -> np.ndarray:
+            return self._predict(rows.reshape(shape), state.n_classes, state.table, state.backend)
+
+        return Inference(state, predict, self.residual)
 
     def _framework_backend(self, framework: str, fitted: Optional[Backend]) -> Backend:
         if fitted is not None and fitted.name == framework:
@@ -565,7 +496,8 @@ class CounteRGAN(Explainer, FitMixin):
             0.0 if core.image is not None else 0.5)
         sampler = BatchSampler(flat, x_std, proba, space, self.white_box, self.batch_size, rng,
                                random_mask_rate=mask_rate, real_weight_power=self.real_weight_power)
-        trainee._train(state, sampler)  # TrainingDivergedError leaves this explainer as it was (fitted or not)
+        # TrainingDivergedError leaves this explainer as it was (fitted or not)
+        train_networks(trainee, state, sampler, functools.partial(trainee._with_cost_weights, state))
         self._fitted = state  # one assignment: explain sees the old state or the new one
         self.meta["params"]["n_classes"] = n_classes
         return self
@@ -633,62 +565,18 @@ class CounteRGAN(Explainer, FitMixin):
         """The batch with ``cost_weights`` 1 for the rows whose current counterfactual reaches the training
         target probability: only those pay the cost of their change (see :mod:`alibi_countergan.value`).
         One forward pass of the generator and one predictor call, so black-box training gets it too."""
-        cf = self._counterfactuals(state, batch.x, batch.target, batch.mask)
+        inference = self._inference(state)
+        cf = inference.counterfactuals(batch.x, batch.target, batch.mask)
         finite = np.flatnonzero(np.all(np.isfinite(cf), axis=1))  # a diverged generator is reported by the step
         reached = np.zeros(len(cf), dtype=np.float32)
         if finite.size:
-            proba = self._predict(cf[finite].reshape((-1,) + state.encoded.feature_shape), state.n_classes,
-                                  state.table, state.backend)
+            proba = inference.predict(cf[finite])
             reached[finite] = proba[np.arange(finite.size), batch.target[finite]] >= self._training_proba()
         return dataclasses.replace(batch, cost_weights=reached)
-
-    def _train(self, state: FittedState, sampler: BatchSampler) -> None:
-        backend = state.backend
-        bar = tqdm(range(self.train_steps), desc="CounteRGAN fit", disable=not self.verbose, leave=False)
-        losses: Dict[str, float] = {}
-        average = TailAverage(self.train_steps, self.weight_averaging)
-        try:
-            for step in bar:
-                for _ in range(self.discriminator_steps):
-                    losses.update(backend.discriminator_step(sampler.sample()))
-                for _ in range(self.generator_steps):
-                    losses.update(backend.generator_step(self._with_cost_weights(state, sampler.sample())))
-                bad = [k for k, v in losses.items() if not math.isfinite(v)]
-                if bad:
-                    raise TrainingDivergedError(
-                        f"Training diverged at iteration {step}: loss {bad[0]} is {losses[bad[0]]}. Lower the "
-                        f"learning_rate (now {self.learning_rate}) or check the data's scale.")
-                state.history.append(dict(losses))
-                if self.verbose and step % 25 == 0:
-                    # the generator's losses in words: fooling the discriminator, -log P(target), size of the change
-                    bar.set_postfix({label: f"{losses[k]:.3f}" for k, label in (
-                        ("g_adv", "realism"), ("g_cls", "classifier"), ("g_l1", "change")) if k in losses})
-                for callback in self.callbacks:
-                    callback(step, dict(losses), self)
-                average.update(step, backend)
-        except StopTraining:
-            logger.info("Training stopped by a callback at iteration %d; the generator is kept as it is.", step)
-        else:
-            average.apply(backend)
-        finally:
-            bar.close()
 
     # ------------------------------------------------------------------------------------------
     # explain
     # ------------------------------------------------------------------------------------------
-
-    def _counterfactuals(self, state: FittedState, x: np.ndarray, target: np.ndarray, mask: np.ndarray
-                         ) -> np.ndarray:
-        """Counterfactuals for flat rows ``x`` (float32 or float64) and one target each: one forward pass."""
-        space = state.space
-        x_std = ((x - space.center) / space.spread).astype(np.float32)
-        mask32 = mask.astype(np.float32)
-        rows = _chunk_rows(x.shape[1])
-        chunks = [slice(i, i + rows) for i in range(0, len(x), rows)]
-        u = np.concatenate([state.backend.generate(x_std[c], state.eye[target[c]], mask32[c]) for c in chunks])
-        if not self.residual:
-            u = u - x_std
-        return project(NUMPY_OPS, x, u.astype(x.dtype), mask.astype(x.dtype), state.tensors_for(x.dtype), hard=True)
 
     @thread_policy
     def explain(self, X: np.ndarray, target_class: Optional[TargetClass] = None,
@@ -752,112 +640,8 @@ class CounteRGAN(Explainer, FitMixin):
         refine = self.refine if refine is None else check_bool("refine", refine)
         n_counterfactuals = check_int("n_counterfactuals", n_counterfactuals, 1)
         criterion = Criterion(self.target_proba if target_proba is None else check_target_proba(target_proba))
-        return self._explain(state, X, target_class, immutable_features, refine, criterion, n_counterfactuals)
-
-    def _explain(self, state: FittedState, X: np.ndarray, target_class: Optional[TargetClass],
-                 immutable_features: Sequence[FeatureKey], refine: bool, criterion: Criterion,
-                 n_counterfactuals: int) -> Explanation:
-        core, table, space = state.encoded, state.table, state.space
-        if table is None:
-            x_batch, _ = as_instances(X, core.feature_shape, "X")
-            where: Tuple[Any, Any] = (None, None)
-        else:
-            encoded, index, order = table.read(X, "X")
-            x_batch, where = encoded, (index, order)
-        check_explain_values(x_batch, space, core.feature_names)
-        n = len(x_batch)
-        targets = resolve_targets(self.target_class if target_class is None else target_class, n, state.n_classes)
-        flat = x_batch.reshape(n, -1)
-        check_onehot(flat, space.groups, "X")
-        if table is not None:
-            immutable_features = [table.encoded_key(k, "immutable_features") for k in immutable_features]
-        frozen = resolve_features(list(immutable_features), core.n_features, core.feature_names,
-                                  "immutable_features", space.groups)
-        mask = np.broadcast_to(freeze(space.mutable, frozen, space.groups), flat.shape)
-        targets, cf_flat, cf_proba, orig_proba = self._proposals(state, flat, targets, mask)
-        refiner = self._refiner(state, flat.dtype, criterion)
-        if refine:
-            todo = np.flatnonzero(orig_proba.argmax(axis=1) != targets)
-            if todo.size:
-                cf_flat[todo], cf_proba[todo] = refiner.refine(
-                    flat[todo], cf_flat[todo], targets[todo], mask[todo], cf_proba[todo], orig_proba[todo])
-        diverse = None
-        if n_counterfactuals > 1:
-            found = diverse_counterfactuals(flat, cf_flat, cf_proba, targets, mask, refiner,
-                                            functools.partial(self._counterfactuals, state), refine=refine,
-                                            x_proba=orig_proba)
-            picks = ranked(found, n, n_counterfactuals)
-            first = np.array([p[0] for p in picks])
-            cf_flat, cf_proba = found.cf[first], found.proba[first]
-            diverse = [describe(found, p, flat[i], core.feature_shape, refiner, core.feature_names)
-                       for i, p in enumerate(picks)]
-        explanation = self._explanation(x_batch, cf_flat, cf_proba, orig_proba, targets, criterion, diverse)
-        return explanation if table is None else table_explanation(explanation, table, *where)
-
-    def _proposals(self, state: FittedState, flat: np.ndarray, targets: Optional[np.ndarray], mask: np.ndarray
-                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The generator's counterfactuals: ``(targets, cf, cf_proba, orig_proba)``, one predictor call.
-
-        For ``targets`` None ('other'), every other class is tried at once and the one the predictor rates
-        highest kept, per row. A row the predictor already assigns to its target is its own counterfactual.
-        """
-        n, k = len(flat), state.n_classes
-        predict = self._state_predictor(state)
-        if targets is None:
-            orig_proba = predict(flat)
-            candidates = (orig_proba.argmax(axis=1)[:, None] + np.arange(1, k)[None, :]) % k
-            rows = np.repeat(np.arange(n), k - 1)
-            cf_all = self._counterfactuals(state, flat[rows], candidates.reshape(-1), mask[rows])
-            proba_all = predict(cf_all)
-            best = proba_all[np.arange(len(rows)), candidates.reshape(-1)].reshape(n, k - 1).argmax(axis=1)
-            pick = np.arange(n) * (k - 1) + best
-            return candidates[np.arange(n), best], cf_all[pick], proba_all[pick], orig_proba
-        cf_flat = self._counterfactuals(state, flat, targets, mask)
-        both = predict(np.concatenate([flat, cf_flat]))
-        orig_proba, cf_proba = both[:n], both[n:]
-        already = orig_proba.argmax(axis=1) == targets
-        cf_flat[already], cf_proba[already] = flat[already], orig_proba[already]
-        return targets, cf_flat, cf_proba, orig_proba
-
-    def _state_predictor(self, state: FittedState) -> Callable[[np.ndarray], np.ndarray]:
-        """The predictor's checked probabilities for flat encoded rows, with the fitted state's table and classes."""
-
-        def predict(rows: np.ndarray) -> np.ndarray:
-            return self._predict(rows.reshape((-1,) + state.encoded.feature_shape), state.n_classes, state.table,
-                                 state.backend)
-
-        return predict
-
-    def _refiner(self, state: FittedState, dtype: np.dtype, criterion: Criterion) -> Refiner:
-        """The refinement of this explainer's counterfactuals, for inputs of ``dtype``."""
-        return Refiner(state.space, state.tensors_for(dtype), self._state_predictor(state), criterion,
-                       regenerate=functools.partial(self._counterfactuals, state), variables=state.variables)
-
-    def _explanation(self, x: np.ndarray, cf_flat: np.ndarray, cf_proba: np.ndarray, orig_proba: np.ndarray,
-                     targets: np.ndarray, criterion: Criterion,
-                     diverse: Optional[List[Dict[str, Any]]] = None) -> Explanation:
-        n = len(x)
-        cf_x = cf_flat.reshape(x.shape)
-        cf_class = cf_proba.argmax(axis=1)
-        orig_class = orig_proba.argmax(axis=1)
-        # with a target probability, a counterfactual that the predictor gives a lower one misses its target
-        # (an instance already of its target class stays its own counterfactual)
-        success = criterion.reached(cf_proba, targets) | (orig_class == targets)
-        data: Dict[str, Any] = {"cf": {"X": cf_x, "class": cf_class, "proba": cf_proba},
-                                "orig_class": orig_class, "orig_proba": orig_proba, "target": targets,
-                                "success": success, "residual": cf_x - x}
-        if diverse is not None:
-            data["counterfactuals"] = diverse
-        if n == 1:
-            data["cf"]["class"] = cf_class[0]
-            data["orig_class"] = orig_class[0]
-            data["target"] = targets[0]
-            data["success"] = bool(success[0])
-            if diverse is not None:
-                data["counterfactuals"] = diverse[0]
-        # the metadata is plain data (JSON types): a pickle round trip copies it several times faster than
-        # copy.deepcopy, which was the largest fixed cost of a one-row explanation
-        return Explanation(meta=pickle.loads(pickle.dumps(self.meta, protocol=pickle.HIGHEST_PROTOCOL)), data=data)
+        return self._inference(state).explain(X, self.target_class if target_class is None else target_class,
+                                              immutable_features, refine, criterion, n_counterfactuals, self.meta)
 
     def reset_predictor(self, predictor: Any) -> None:
         """Replace the predictor (for example after loading a saved explainer).

@@ -444,6 +444,51 @@ class Parameter(Generic[T]):
         obj.set_params(**{self.name: value})
 
 
+class ParameterAttributes:
+    """Every parameter of :class:`CounteRGANConfig` as an attribute of the explainer (:class:`Parameter`), in the
+    fields' order: the explainer inherits them (a test checks that they are exactly the config's fields)."""
+
+    config: CounteRGANConfig
+
+    shape = Parameter[Tuple[int, ...]]()
+    backend = Parameter[str]()
+    method = Parameter[str]()
+    target_class = Parameter[TargetClass]()
+    target_proba = Parameter[Optional[float]]()
+    refine = Parameter[bool]()
+    feature_range = Parameter[Optional[Tuple[Any, Any]]]()
+    feature_names = Parameter[Optional[List[str]]]()
+    immutable_features = Parameter[List[FeatureKey]]()
+    monotone = Parameter[Dict[FeatureKey, Union[str, int]]]()
+    cat_vars = Parameter[Dict[int, int]]()
+    ohe = Parameter[bool]()
+    category_map = Parameter[Optional[Dict[FeatureKey, List[Any]]]]()
+    ordinal_features = Parameter[Union[Sequence[FeatureKey], Mapping[FeatureKey, Sequence[float]], None]]()
+    continuous_features = Parameter[List[FeatureKey]]()
+    category_cost = Parameter[Union[float, Dict[FeatureKey, float]]]()
+    random_mask_rate = Parameter[Optional[float]]()
+    train_steps = Parameter[int]()
+    batch_size = Parameter[int]()
+    discriminator_steps = Parameter[int]()
+    generator_steps = Parameter[int]()
+    learning_rate = Parameter[float]()
+    discriminator_learning_rate = Parameter[Optional[float]]()
+    classifier_weight = Parameter[float]()
+    l1_weight = Parameter[float]()
+    l2_weight = Parameter[float]()
+    min_change = Parameter[float]()
+    real_weight_power = Parameter[float]()
+    weight_averaging = Parameter[float]()
+    residual = Parameter[bool]()
+    generator = Parameter[Any]()
+    discriminator = Parameter[Any]()
+    data_format = Parameter[Optional[str]]()
+    seed = Parameter[int]()
+    n_threads = Parameter[Optional[int]]()
+    callbacks = Parameter[List[Callback]]()
+    verbose = Parameter[bool]()
+
+
 # ---------------------------------------------------------------------------------------------
 # the predictor
 # ---------------------------------------------------------------------------------------------

@@ -1,12 +1,21 @@
-"""Batch and target sampling for the training loop (framework-free)."""
+"""The training loop, and its batch and target sampling (framework-free)."""
 
-from typing import Dict, Optional
+import logging
+import math
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from alibi_countergan.backends.base import Backend
+from alibi_countergan.callbacks import StopTraining, TrainingDivergedError
 from alibi_countergan.constraints import FeatureSpace
 from alibi_countergan.value import Batch
+
+if TYPE_CHECKING:
+    from alibi_countergan.fitted import FittedState
+
+logger = logging.getLogger(__name__)
 
 
 class BatchSampler:
@@ -137,3 +146,57 @@ class TailAverage:
         averaged = {k: (s / self.count).astype(current[k].dtype) for k, s in self.sums.items()
                     if np.issubdtype(current[k].dtype, np.floating)}
         backend.set_weights({**current, **averaged})
+
+
+def train_networks(explainer: Any, state: "FittedState", sampler: BatchSampler,
+                   cost_weights: Callable[[Batch], Batch]) -> None:
+    """The training loop: ``train_steps`` iterations of ``discriminator_steps`` discriminator steps and
+    ``generator_steps`` generator steps on the state's backend, the losses appended to ``state.history``, the
+    callbacks called after each iteration, then the tail average of the weights.
+
+    Parameters
+    ----------
+    explainer
+        The :class:`~alibi_countergan.explainer.CounteRGAN` being trained: its parameters give the schedule, and
+        the callbacks receive it.
+    state
+        The fitted state the networks belong to (being built; not yet the explainer's).
+    sampler
+        The training batches.
+    cost_weights
+        The generator's batch with its ``cost_weights`` (which rows pay the cost of their change).
+
+    Raises
+    ------
+    TrainingDivergedError
+        When a loss becomes NaN or infinite.
+    """
+    backend = state.backend
+    bar = tqdm(range(explainer.train_steps), desc="CounteRGAN fit", disable=not explainer.verbose, leave=False)
+    losses: Dict[str, float] = {}
+    average = TailAverage(explainer.train_steps, explainer.weight_averaging)
+    try:
+        for step in bar:
+            for _ in range(explainer.discriminator_steps):
+                losses.update(backend.discriminator_step(sampler.sample()))
+            for _ in range(explainer.generator_steps):
+                losses.update(backend.generator_step(cost_weights(sampler.sample())))
+            bad = [k for k, v in losses.items() if not math.isfinite(v)]
+            if bad:
+                raise TrainingDivergedError(
+                    f"Training diverged at iteration {step}: loss {bad[0]} is {losses[bad[0]]}. Lower the "
+                    f"learning_rate (now {explainer.learning_rate}) or check the data's scale.")
+            state.history.append(dict(losses))
+            if explainer.verbose and step % 25 == 0:
+                # the generator's losses in words: fooling the discriminator, -log P(target), size of the change
+                bar.set_postfix({label: f"{losses[k]:.3f}" for k, label in (
+                    ("g_adv", "realism"), ("g_cls", "classifier"), ("g_l1", "change")) if k in losses})
+            for callback in explainer.callbacks:
+                callback(step, dict(losses), explainer)
+            average.update(step, backend)
+    except StopTraining:
+        logger.info("Training stopped by a callback at iteration %d; the generator is kept as it is.", step)
+    else:
+        average.apply(backend)
+    finally:
+        bar.close()

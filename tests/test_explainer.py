@@ -306,12 +306,12 @@ def test_model_with_a_different_classifier_on_compas(backend, compas):
 
 def test_chunked_forward_passes_match_one_pass(digits_whitebox, digits, monkeypatch):
     """Large batches run the generator and the predictor in chunks; the counterfactuals do not change."""
-    import alibi_countergan.explainer as module
+    import alibi_countergan.inference as module
 
     x = digits["X_test"][:150]
     whole = digits_whitebox.explain(x, target_class=3)
-    monkeypatch.setattr(module, "_CHUNK_VALUES", 1)  # the smallest chunks: 64 rows
-    assert module._chunk_rows(x[0].size) == 64
+    monkeypatch.setattr(module, "CHUNK_VALUES", 1)  # the smallest chunks: 64 rows
+    assert module.chunk_rows(x[0].size) == 64
     chunked = digits_whitebox.explain(x, target_class=3)
     np.testing.assert_allclose(chunked.cf["X"], whole.cf["X"], atol=1e-5)
     np.testing.assert_allclose(chunked.cf["proba"], whole.cf["proba"], atol=1e-5)

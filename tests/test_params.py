@@ -128,7 +128,8 @@ def test_each_parameter_is_declared_once_everywhere_it_appears():
     """The config's fields are the one declaration: the attributes, the constructor's docstring, ``meta`` and the
     save file must all name exactly those (a new field missing anywhere fails here)."""
     fields = CounteRGANConfig.names()
-    attributes = [name for name, value in vars(CounteRGAN).items() if isinstance(value, Parameter)]
+    attributes = [name for cls in reversed(CounteRGAN.__mro__) for name, value in vars(cls).items()
+                  if isinstance(value, Parameter)]
     assert attributes == fields
     assert _documented_parameters() == ["predictor"] + fields
     explainer = CounteRGAN(_predict, (1, 6), backend="pytorch", verbose=False)

@@ -128,7 +128,7 @@ def test_refinement_calls_the_predictor_a_handful_of_times_whatever_the_batch(ba
 def test_a_row_with_few_changes_keeps_the_cheapest_subset_of_them_that_reaches_the_target(pima, pima_whitebox):
     _, _, X_test, _, _ = pima
     raw = pima_whitebox.explain(X_test, target_class="other", refine=False)
-    refiner = pima_whitebox._refiner(pima_whitebox._state(), np.dtype(np.float32), Criterion())
+    refiner = pima_whitebox._inference(pima_whitebox._state()).refiner(np.dtype(np.float32), Criterion())
     flat, cf = X_test.reshape(len(X_test), -1), raw.cf["X"].reshape(len(X_test), -1)
     rows = np.flatnonzero(Criterion().met(raw.cf["proba"], raw.target) & np.any(cf != flat, axis=1))
     mask = np.broadcast_to(pima_whitebox.space_.mutable, flat.shape)[rows]

@@ -1,0 +1,200 @@
+"""One ``explain`` call, framework-free: the predictor's probabilities, the generator's forward pass, the
+proposals, the refinement and the :class:`~alibi.api.interfaces.Explanation`, all read from one
+:class:`~alibi_countergan.fitted.FittedState`.
+
+:class:`~alibi_countergan.explainer.CounteRGAN` builds an :class:`Inference` from its fitted state for each
+call (and for each training step's cost weights); nothing here changes the explainer.
+"""
+
+import pickle
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from alibi.api.interfaces import Explanation
+
+from alibi_countergan.backends import Backend
+from alibi_countergan.checks import check_explain_values
+from alibi_countergan.constraints import project
+from alibi_countergan.diverse import describe, diverse_counterfactuals, ranked
+from alibi_countergan.features import FeatureKey, check_onehot, freeze, resolve_features
+from alibi_countergan.fitted import FittedState
+from alibi_countergan.ops import NUMPY_OPS
+from alibi_countergan.refine import Criterion, Refiner
+from alibi_countergan.table import TableSchema, table_explanation
+from alibi_countergan.targets import TargetClass, resolve_targets
+from alibi_countergan.validation import as_instances, check_probabilities
+
+CHUNK_VALUES = 2 ** 20
+"""Input values per chunk of a batched forward pass (the predictor's or the generator's): about a
+thousand MNIST images or 65,000 rows of 16 features. A convolutional network's first layers hold
+tens of times more values than its input, so whole-batch passes over tens of thousands of images
+would need gigabytes; chunks of this size keep the memory small at no cost in speed."""
+
+
+def chunk_rows(n_features: int) -> int:
+    """Rows per chunk of a batched forward pass."""
+    return max(64, CHUNK_VALUES // max(1, n_features))
+
+
+def probability_function(predictor: Any) -> Callable[[Any], Any]:
+    """What to call for class probabilities: ``predict_proba`` of an estimator (a scikit-learn ``Pipeline``...),
+    else the predictor itself."""
+    method = getattr(predictor, "predict_proba", None)
+    return method if callable(method) else predictor
+
+
+def predict_proba(predictor: Any, x: np.ndarray, n_classes: Optional[int], schema: Optional[TableSchema],
+                  backend: Optional[Backend]) -> np.ndarray:
+    """The predictor's checked probabilities for a batch shaped like the (encoded) data, in chunks.
+
+    With a table schema, the rows are encoded and the predictor gets them in the table's own form: a DataFrame,
+    or alibi's label-encoded array. ``backend``: the backend of the predictor's framework, which calls a model
+    of that framework (None for any other callable or estimator).
+    """
+    function = probability_function(predictor)
+    outputs = []
+    rows = chunk_rows(int(np.prod(x.shape[1:])))
+    for start in range(0, len(x), rows):
+        chunk = x[start:start + rows]
+        if schema is not None:
+            chunk = schema.write(chunk.reshape(len(chunk), -1), dtype=np.float32)
+        outputs.append(backend.predict(predictor, chunk) if backend is not None else function(chunk))
+    try:
+        proba = np.concatenate([np.asarray(o) for o in outputs]) if len(outputs) > 1 else outputs[0]
+    except ValueError as err:
+        raise ValueError(f"The predictor's outputs for consecutive chunks do not fit together: {err}") from None
+    return check_probabilities(proba, len(x), n_classes=n_classes)
+
+
+@dataclass(frozen=True)
+class Inference:
+    """What one call works with.
+
+    Attributes
+    ----------
+    state
+        The fitted state, read once by the explainer.
+    predict
+        The predictor's checked probabilities for flat encoded rows (in the table's form when there is one).
+    residual
+        Whether the generator outputs a residual (CounteRGAN) or the whole counterfactual (the plain GAN
+        ablation).
+    """
+
+    state: FittedState
+    predict: Callable[[np.ndarray], np.ndarray]
+    residual: bool = True
+
+    def counterfactuals(self, x: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Counterfactuals for flat rows ``x`` (float32 or float64) and one target each: one forward pass."""
+        state = self.state
+        space = state.space
+        x_std = ((x - space.center) / space.spread).astype(np.float32)
+        mask32 = mask.astype(np.float32)
+        rows = chunk_rows(x.shape[1])
+        chunks = [slice(i, i + rows) for i in range(0, len(x), rows)]
+        u = np.concatenate([state.backend.generate(x_std[c], state.eye[target[c]], mask32[c]) for c in chunks])
+        if not self.residual:
+            u = u - x_std
+        return project(NUMPY_OPS, x, u.astype(x.dtype), mask.astype(x.dtype), state.tensors_for(x.dtype), hard=True)
+
+    def proposals(self, flat: np.ndarray, targets: Optional[np.ndarray], mask: np.ndarray
+                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The generator's counterfactuals: ``(targets, cf, cf_proba, orig_proba)``, one predictor call.
+
+        For ``targets`` None ('other'), every other class is tried at once and the one the predictor rates
+        highest kept, per row. A row the predictor already assigns to its target is its own counterfactual.
+        """
+        n, k = len(flat), self.state.n_classes
+        if targets is None:
+            orig_proba = self.predict(flat)
+            candidates = (orig_proba.argmax(axis=1)[:, None] + np.arange(1, k)[None, :]) % k
+            rows = np.repeat(np.arange(n), k - 1)
+            cf_all = self.counterfactuals(flat[rows], candidates.reshape(-1), mask[rows])
+            proba_all = self.predict(cf_all)
+            best = proba_all[np.arange(len(rows)), candidates.reshape(-1)].reshape(n, k - 1).argmax(axis=1)
+            pick = np.arange(n) * (k - 1) + best
+            return candidates[np.arange(n), best], cf_all[pick], proba_all[pick], orig_proba
+        cf_flat = self.counterfactuals(flat, targets, mask)
+        both = self.predict(np.concatenate([flat, cf_flat]))
+        orig_proba, cf_proba = both[:n], both[n:]
+        already = orig_proba.argmax(axis=1) == targets
+        cf_flat[already], cf_proba[already] = flat[already], orig_proba[already]
+        return targets, cf_flat, cf_proba, orig_proba
+
+    def refiner(self, dtype: np.dtype, criterion: Criterion) -> Refiner:
+        """The refinement of the generator's counterfactuals, for inputs of ``dtype``."""
+        state = self.state
+        return Refiner(state.space, state.tensors_for(dtype), self.predict, criterion,
+                       regenerate=self.counterfactuals, variables=state.variables)
+
+    def explain(self, X: Any, target_class: TargetClass, immutable_features: Sequence[FeatureKey], refine: bool,
+                criterion: Criterion, n_counterfactuals: int, meta: Dict[str, Any]) -> Explanation:
+        """The body of :meth:`CounteRGAN.explain <alibi_countergan.explainer.CounteRGAN.explain>`, its arguments
+        checked (``target_class`` resolved to the request's or the explainer's)."""
+        core, table, space = self.state.encoded, self.state.table, self.state.space
+        if table is None:
+            x_batch, _ = as_instances(X, core.feature_shape, "X")
+            where: Tuple[Any, Any] = (None, None)
+        else:
+            encoded, index, order = table.read(X, "X")
+            x_batch, where = encoded, (index, order)
+        check_explain_values(x_batch, space, core.feature_names)
+        n = len(x_batch)
+        targets = resolve_targets(target_class, n, self.state.n_classes)
+        flat = x_batch.reshape(n, -1)
+        check_onehot(flat, space.groups, "X")
+        if table is not None:
+            immutable_features = [table.encoded_key(k, "immutable_features") for k in immutable_features]
+        frozen = resolve_features(list(immutable_features), core.n_features, core.feature_names,
+                                  "immutable_features", space.groups)
+        mask = np.broadcast_to(freeze(space.mutable, frozen, space.groups), flat.shape)
+        targets, cf_flat, cf_proba, orig_proba = self.proposals(flat, targets, mask)
+        refiner = self.refiner(flat.dtype, criterion)
+        if refine:
+            todo = np.flatnonzero(orig_proba.argmax(axis=1) != targets)
+            if todo.size:
+                cf_flat[todo], cf_proba[todo] = refiner.refine(
+                    flat[todo], cf_flat[todo], targets[todo], mask[todo], cf_proba[todo], orig_proba[todo])
+        diverse = None
+        if n_counterfactuals > 1:
+            found = diverse_counterfactuals(flat, cf_flat, cf_proba, targets, mask, refiner, self.counterfactuals,
+                                            refine=refine, x_proba=orig_proba)
+            picks = ranked(found, n, n_counterfactuals)
+            first = np.array([p[0] for p in picks])
+            cf_flat, cf_proba = found.cf[first], found.proba[first]
+            diverse = [describe(found, p, flat[i], core.feature_shape, refiner, core.feature_names)
+                       for i, p in enumerate(picks)]
+        explanation = build_explanation(meta, x_batch, cf_flat, cf_proba, orig_proba, targets, criterion, diverse)
+        return explanation if table is None else table_explanation(explanation, table, *where)
+
+
+def build_explanation(meta: Dict[str, Any], x: np.ndarray, cf_flat: np.ndarray, cf_proba: np.ndarray,
+                      orig_proba: np.ndarray, targets: np.ndarray, criterion: Criterion,
+                      diverse: Optional[List[Dict[str, Any]]] = None) -> Explanation:
+    """An :class:`~alibi.api.interfaces.Explanation` in CounterfactualProto's layout (see
+    :meth:`CounteRGAN.explain <alibi_countergan.explainer.CounteRGAN.explain>`), with a copy of ``meta``."""
+    n = len(x)
+    cf_x = cf_flat.reshape(x.shape)
+    cf_class = cf_proba.argmax(axis=1)
+    orig_class = orig_proba.argmax(axis=1)
+    # with a target probability, a counterfactual that the predictor gives a lower one misses its target
+    # (an instance already of its target class stays its own counterfactual)
+    success = criterion.reached(cf_proba, targets) | (orig_class == targets)
+    data: Dict[str, Any] = {"cf": {"X": cf_x, "class": cf_class, "proba": cf_proba},
+                            "orig_class": orig_class, "orig_proba": orig_proba, "target": targets,
+                            "success": success, "residual": cf_x - x}
+    if diverse is not None:
+        data["counterfactuals"] = diverse
+    if n == 1:
+        data["cf"]["class"] = cf_class[0]
+        data["orig_class"] = orig_class[0]
+        data["target"] = targets[0]
+        data["success"] = bool(success[0])
+        if diverse is not None:
+            data["counterfactuals"] = diverse[0]
+    # the metadata is plain data (JSON types): a pickle round trip copies it several times faster than
+    # copy.deepcopy, which was the largest fixed cost of a one-row explanation
+    return Explanation(meta=pickle.loads(pickle.dumps(meta, protocol=pickle.HIGHEST_PROTOCOL)), data=data)
+
