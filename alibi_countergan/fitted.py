@@ -37,9 +37,10 @@ class FittedState:
         The parameters in the generator's encoded features (the explainer's ``config`` without a table).
     history
         The training losses, one dict per iteration (filled while training runs).
-    tensors, tensors64
-        The feature space as numpy arrays, in float32 and float64 (for float64 inputs, so that immutable
-        features stay bit-exact).
+    tensors
+        The feature space as numpy arrays, float32.
+    tensors64
+        The same in float64 (for float64 inputs, so that immutable features stay bit-exact).
     variables
         The variables of the feature space (a one-hot group is one variable), for the refinement.
     eye
