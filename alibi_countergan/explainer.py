@@ -70,7 +70,6 @@ class CounteRGAN(ParameterAttributes, Explainer, FitMixin):
     config: CounteRGANConfig
     """The checked parameters (:class:`alibi_countergan.params.CounteRGANConfig`)."""
 
-
     def __init__(
         self,
         predictor: Union[Callable[[np.ndarray], np.ndarray], Any],
