@@ -19,7 +19,7 @@ from alibi_countergan.backends import (
     resolve_backend,
 )
 from alibi_countergan.callbacks import Callback
-from alibi_countergan.checks import check_fit_scale
+from alibi_countergan.checks import as_instances, check_bool, check_fit_scale, check_int, check_target_proba
 from alibi_countergan.constraints import FeatureSpace
 from alibi_countergan.features import (
     FeatureKey,
@@ -37,7 +37,6 @@ from alibi_countergan.table import FRAME, TableSchema, as_frame, encoded_config,
 from alibi_countergan.targets import OTHER, TargetClass
 from alibi_countergan.threads import fit_thread_policy, thread_policy
 from alibi_countergan.training import BatchSampler, train_networks
-from alibi_countergan.validation import as_instances, check_bool, check_int, check_target_proba
 from alibi_countergan.value import LossWeights
 
 logger = logging.getLogger(__name__)

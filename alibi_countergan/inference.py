@@ -14,7 +14,7 @@ import numpy as np
 from alibi.api.interfaces import Explanation
 
 from alibi_countergan.backends import Backend
-from alibi_countergan.checks import check_explain_values
+from alibi_countergan.checks import as_instances, check_explain_values, check_probabilities
 from alibi_countergan.constraints import project
 from alibi_countergan.diverse import describe, diverse_counterfactuals, ranked
 from alibi_countergan.features import FeatureKey, check_onehot, freeze, resolve_features
@@ -23,7 +23,6 @@ from alibi_countergan.ops import NUMPY_OPS
 from alibi_countergan.refine import Criterion, Refiner
 from alibi_countergan.table import TableSchema, table_explanation
 from alibi_countergan.targets import TargetClass, resolve_targets
-from alibi_countergan.validation import as_instances, check_probabilities
 
 CHUNK_VALUES = 2 ** 20
 """Input values per chunk of a batched forward pass (the predictor's or the generator's): about a

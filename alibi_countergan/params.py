@@ -18,12 +18,7 @@ import numpy as np
 
 from alibi_countergan.backends import framework_of, resolve_backend
 from alibi_countergan.callbacks import Callback
-from alibi_countergan.features import FeatureKey, UserConstraints, parse_constraints
-from alibi_countergan.jsonvalue import from_json_value, plain_json_value, to_json_value
-from alibi_countergan.layout import ImageLayout, detect_layout
-from alibi_countergan.targets import OTHER, TargetClass, check_target_spec
-from alibi_countergan.threads import check_n_threads
-from alibi_countergan.validation import (
+from alibi_countergan.checks import (
     check_bool,
     check_int,
     check_number,
@@ -31,6 +26,11 @@ from alibi_countergan.validation import (
     describe_callable,
     normalise_shape,
 )
+from alibi_countergan.features import FeatureKey, UserConstraints, parse_constraints
+from alibi_countergan.jsonvalue import from_json_value, plain_json_value, to_json_value
+from alibi_countergan.layout import ImageLayout, detect_layout
+from alibi_countergan.targets import OTHER, TargetClass, check_target_spec
+from alibi_countergan.threads import check_n_threads
 from alibi_countergan.version import __version__
 
 METHODS = ("auto", "white-box", "black-box")
