@@ -37,6 +37,7 @@ from alibi_countergan.table import FRAME, TableSchema, as_frame, encoded_config,
 from alibi_countergan.targets import OTHER, TargetClass
 from alibi_countergan.threads import fit_thread_policy, thread_policy
 from alibi_countergan.training import BatchSampler, train_networks
+from alibi_countergan.upstream import mirror_meta
 from alibi_countergan.value import LossWeights
 
 logger = logging.getLogger(__name__)
@@ -270,8 +271,7 @@ class CounteRGAN(ParameterAttributes, Explainer, FitMixin):
 
     def _mirror_meta(self) -> None:
         """Expose the metadata's keys as attributes (``explainer.type``), as alibi's ``Base`` does when made."""
-        for key, value in self.meta.items():
-            setattr(self, key, value)
+        mirror_meta(self)
 
     def set_params(self, **params: Any) -> "CounteRGAN":
         """Change parameters, checked as the constructor checks them (assigning an attribute calls this).

@@ -42,6 +42,7 @@ from alibi_countergan.backends.base import NUMPY_WEIGHTS, WeightFileError, Weigh
 from alibi_countergan.constraints import FeatureSpace
 from alibi_countergan.jsonvalue import from_json_value as from_json_value  # re-exported: the save file's encoding
 from alibi_countergan.jsonvalue import to_json_value
+from alibi_countergan.upstream import register_saving
 from alibi_countergan.version import __version__
 
 if TYPE_CHECKING:
@@ -351,10 +352,8 @@ def register_with_alibi() -> None:
     """Make ``alibi.saving.save_explainer`` / ``load_explainer`` use this module for CounteRGAN.
 
     alibi finds an explainer's saving functions as ``_save_<name>`` / ``_load_<name>`` attributes
-    of :mod:`alibi.saving`; this adds the two for ``CounteRGAN`` (it replaces nothing of alibi's).
-    Importing :mod:`alibi_countergan` calls it.
+    of :mod:`alibi.saving` (a private detail, see :func:`alibi_countergan.upstream.register_saving`);
+    this adds the two for ``CounteRGAN`` (it replaces nothing of alibi's). Importing
+    :mod:`alibi_countergan` calls it.
     """
-    import alibi.saving
-
-    setattr(alibi.saving, "_save_CounteRGAN", _save_countergan)  # noqa: B010 (alibi looks the names up by string)
-    setattr(alibi.saving, "_load_CounteRGAN", _load_countergan)  # noqa: B010
+    register_saving("CounteRGAN", _save_countergan, _load_countergan)

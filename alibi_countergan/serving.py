@@ -67,7 +67,7 @@ from mlserver.types import (
     RequestOutput,
     ResponseOutput,
 )
-from mlserver.utils import to_absolute_path
+from mlserver.utils import get_model_uri, to_absolute_path
 from mlserver_alibi_explain.common import (
     EXPLAIN_PARAMETERS_TAG,
     SELDON_SKIP_LOGGING_HEADER,
@@ -77,7 +77,7 @@ from mlserver_alibi_explain.common import (
 from mlserver_alibi_explain.explainers.black_box_runtime import AlibiExplainBlackBoxRuntime
 from mlserver_alibi_explain.explainers.white_box_runtime import AlibiExplainWhiteBoxRuntime
 
-from alibi_countergan import saving
+from alibi_countergan import saving, upstream
 from alibi_countergan.explainer import CounteRGAN
 from alibi_countergan.table import BOOL, CATEGORY, FRAME, INTEGER, TableColumn, TableSchema
 
@@ -273,11 +273,20 @@ class _CounteRGANRuntime:
     async def load(self) -> bool:
         """Load the saved explainer; a failure leaves this model not ready and the server and other models up.
 
-        MLServer 1.6 stops the whole server when a model's ``load`` raises during start-up; this
-        returns False instead (and logs why), so MLServer keeps the model registered as not ready.
+        This replaces mlserver-alibi-explain's ``load`` through MLServer's public extension point
+        (``MLModel.load``), so no private loading hook of mlserver-alibi-explain is involved. The
+        saved explainer at ``parameters.uri`` is read with :func:`alibi_countergan.saving.load` (JSON
+        and weights only, no pickle) in the runtime's thread pool. MLServer 1.6 stops the whole
+        server when a model's ``load`` raises during start-up; this returns False instead (and logs
+        why), so MLServer keeps the model registered as not ready.
         """
         try:
-            return bool(await super().load())  # type: ignore[misc]
+            predictor = await self._predictor()
+            path = await get_model_uri(self.settings)
+            loop = asyncio.get_running_loop()
+            self._model = await loop.run_in_executor(upstream.runtime_executor(self), functools.partial(
+                saving.load, path, predictor, probe=self._probes_predictor_at_load()))
+            return True
         except Exception as err:  # every failure: a damaged save, a missing classifier file, a bad setting
             self.load_error = f"{type(err).__name__}: {err}"
             logger.error("Model %s could not be loaded and stays not ready: %s", self.settings.name, self.load_error)
@@ -304,7 +313,7 @@ class _CounteRGANRuntime:
         given = payload.parameters.model_dump().get(EXPLAIN_PARAMETERS_TAG) if payload.parameters else None
         loop = asyncio.get_running_loop()
         explanation, calls = await loop.run_in_executor(
-            self._executor, functools.partial(self._explain_counted, input_data, given))  # type: ignore[attr-defined]
+            upstream.runtime_executor(self), functools.partial(self._explain_counted, input_data, given))
         counted = {} if calls is None else {"classifier_requests": calls}  # Parameters allows extra fields
         parameters = Parameters(headers={"x-seldon-alibi-type": "explanation",
                                          "x-seldon-alibi-method": self.get_alibi_method()}, **counted)
@@ -336,9 +345,9 @@ class _CounteRGANRuntime:
 
     def _explain_counted(self, input_data: Any, explain_parameters: Any) -> Tuple[Explanation, Optional[int]]:
         """The explanation, and the number of requests it sent to the classifier's server (None: no server)."""
-        return self._explain_impl(input_data, explain_parameters), None
+        return self._explain(input_data, explain_parameters), None
 
-    def _explain_impl(self, input_data: Any, explain_parameters: Any) -> Explanation:
+    def _explain(self, input_data: Any, explain_parameters: Any) -> Explanation:
         parameters = self._explain_parameters(explain_parameters)
         x = input_data if isinstance(input_data, pd.DataFrame) else np.asarray(input_data)
         if not self.alibi_explain_settings.explainer_batch and (np.ndim(x) == 0 or len(x) != 1):
@@ -364,12 +373,9 @@ class _CounteRGANRuntime:
     def _probes_predictor_at_load(self) -> bool:
         return True
 
-    async def _load_explainer(self, path: str, predictor: Any) -> CounteRGAN:
-        """Load with :func:`alibi_countergan.saving.load`: JSON and weights only, no pickle."""
-        loop = asyncio.get_running_loop()
-        executor = self._executor  # type: ignore[attr-defined]
-        return await loop.run_in_executor(executor, functools.partial(
-            saving.load, path, predictor, probe=self._probes_predictor_at_load()))
+    async def _predictor(self) -> Any:
+        """The classifier the explainer is loaded with (each runtime's own)."""
+        raise NotImplementedError
 
     def get_alibi_method(self) -> str:
         """Value of the response's ``x-seldon-alibi-method`` header."""
@@ -411,11 +417,14 @@ class CounteRGANBlackBoxRuntime(_CounteRGANRuntime, AlibiExplainBlackBoxRuntime)
 
     def _explain_counted(self, input_data: Any, explain_parameters: Any) -> Tuple[Explanation, Optional[int]]:
         self._calls.count = 0
-        explanation = self._explain_impl(input_data, explain_parameters)
+        explanation = self._explain(input_data, explain_parameters)
         return explanation, int(self._calls.count)
 
     def _classifier_ready(self) -> bool:
         return self._classifier_down is None
+
+    async def _predictor(self) -> Any:
+        return self._classifier_proba
 
     @property
     def ready_uri(self) -> Optional[str]:
@@ -439,7 +448,7 @@ class CounteRGANBlackBoxRuntime(_CounteRGANRuntime, AlibiExplainBlackBoxRuntime)
         """Ask the classifier's readiness endpoint every ``classifier_probe_interval`` seconds, in the executor."""
         loop = asyncio.get_running_loop()
         while True:
-            down = await loop.run_in_executor(self._executor, self._check_classifier)
+            down = await loop.run_in_executor(upstream.runtime_executor(self), self._check_classifier)
             if down != self._classifier_down:
                 if down is None:
                     logger.info("Model %s: the classifier at %s is ready again.", self.name, self.infer_uri)
@@ -490,7 +499,7 @@ class CounteRGANBlackBoxRuntime(_CounteRGANRuntime, AlibiExplainBlackBoxRuntime)
                                   f"{response.reason}{call}{': ' + detail if detail else ''}")
         return response
 
-    def _infer_impl(self, input_data: Any) -> np.ndarray:
+    def _classifier_proba(self, input_data: Any) -> np.ndarray:
         """The classifier's probabilities for ``input_data``, through its V2 endpoint, with a timeout on every call.
 
         A DataFrame (the rows of an explainer fitted on one) is sent with MLServer's pandas codec
@@ -537,7 +546,7 @@ class CounteRGANWhiteBoxRuntime(_CounteRGANRuntime, AlibiExplainWhiteBoxRuntime)
     def __init__(self, settings: ModelSettings) -> None:
         _init_runtime(self, AlibiExplainWhiteBoxRuntime, settings)
 
-    async def _get_inference_model(self) -> Any:
+    async def _predictor(self) -> Any:
         path = to_absolute_path(self.settings, self.alibi_explain_settings.infer_uri)
         return load_classifier(path)
 
