@@ -221,7 +221,9 @@ class CounteRGAN(ParameterAttributes, Explainer, FitMixin):
             applied when a callback stops training early.
         residual
             True for CounteRGAN. False trains the paper's plain "GAN" baseline, whose generator
-            outputs the whole counterfactual (an ablation, not for production use).
+            (the default or ``generator``) outputs the whole counterfactual in standardised units, still
+            projected onto the constraints (an ablation, not for production use; the backend wraps the
+            network, see :class:`~alibi_countergan.backends.base.NetworkSpec`).
         generator, discriminator
             Networks of the backend's framework replacing the defaults; both take flat features
             (see :mod:`alibi_countergan.value` for their signatures).
@@ -384,7 +386,7 @@ class CounteRGAN(ParameterAttributes, Explainer, FitMixin):
         def predict(rows: np.ndarray) -> np.ndarray:
             return self._predict(rows.reshape(shape), state.n_classes, state.table, state.backend)
 
-        return Inference(state, predict, self.residual)
+        return Inference(state, predict)
 
     def _framework_backend(self, framework: str, fitted: Optional[Backend]) -> Backend:
         if fitted is not None and fitted.name == framework:
@@ -542,11 +544,12 @@ class CounteRGAN(ParameterAttributes, Explainer, FitMixin):
         """A new fitted state for a feature space: the backend with its networks built (not trained)."""
         backend = load_backend(self.backend)
         network = NetworkSpec(feature_shape=core.feature_shape, n_classes=n_classes,
-                              discriminator_outputs=1 if self.white_box else n_classes, image=core.image)
+                              discriminator_outputs=1 if self.white_box else n_classes, image=core.image,
+                              plain_gan=not self.residual)
         training = TrainingSpec(
             space=space, weights=LossWeights(self.classifier_weight, self.l1_weight, self.l2_weight,
                                              target_proba=self._training_proba()),
-            white_box=self.white_box, residual=self.residual, learning_rate_generator=self.learning_rate,
+            white_box=self.white_box, learning_rate_generator=self.learning_rate,
             learning_rate_discriminator=self.discriminator_learning_rate or self.learning_rate, beta_1=0.5)
         backend.build(network, training, self.predictor if self.white_box else None, self.seed,
                       generator=self.generator, discriminator=self.discriminator)

@@ -76,14 +76,10 @@ class Inference:
         The fitted state, read once by the explainer.
     predict
         The predictor's checked probabilities for flat encoded rows (in the table's form when there is one).
-    residual
-        Whether the generator outputs a residual (CounteRGAN) or the whole counterfactual (the plain GAN
-        ablation).
     """
 
     state: FittedState
     predict: Callable[[np.ndarray], np.ndarray]
-    residual: bool = True
 
     def counterfactuals(self, x: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Counterfactuals for flat rows ``x`` (float32 or float64) and one target each: one forward pass."""
@@ -94,8 +90,6 @@ class Inference:
         rows = chunk_rows(x.shape[1])
         chunks = [slice(i, i + rows) for i in range(0, len(x), rows)]
         u = np.concatenate([state.backend.generate(x_std[c], state.eye[target[c]], mask32[c]) for c in chunks])
-        if not self.residual:
-            u = u - x_std
         return project(NUMPY_OPS, x, u.astype(x.dtype), mask.astype(x.dtype), state.tensors_for(x.dtype), hard=True)
 
     def proposals(self, flat: np.ndarray, targets: Optional[np.ndarray], mask: np.ndarray

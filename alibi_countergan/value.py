@@ -141,29 +141,22 @@ TensorBatch = Batch
 """The name the value functions' callers used for :class:`Batch` (the same record)."""
 
 
-def counterfactuals(ops: Ops, generator: GeneratorFn, batch: "Batch[Tensor]", space: SpaceTensors,
-                    *, residual: bool = True) -> Tuple[Tensor, Tensor]:
-    """The generator's raw output ``u`` and the (differentiably) projected counterfactuals.
-
-    With ``residual=False`` the generator's output is the whole counterfactual in standardised
-    units (the paper's plain "GAN" baseline), still projected onto the constraints.
-    """
+def counterfactuals(ops: Ops, generator: GeneratorFn, batch: "Batch[Tensor]", space: SpaceTensors
+                    ) -> Tuple[Tensor, Tensor]:
+    """The generator's raw output ``u`` and the (differentiably) projected counterfactuals."""
     u = generator(batch.x_std, batch.target_onehot, batch.mask)
-    if not residual:
-        u = u - batch.x_std
     return u, project(ops, batch.x, u, batch.mask, space, hard=False)
 
 
 def discriminator_objective(ops: Ops, generator: GeneratorFn, discriminator: DiscriminatorFn,
-                            batch: "Batch[Tensor]", space: SpaceTensors,
-                            *, residual: bool = True) -> Tuple[Tensor, Dict[str, Tensor]]:
+                            batch: "Batch[Tensor]", space: SpaceTensors) -> Tuple[Tensor, Dict[str, Tensor]]:
     """Loss of one discriminator update (to be minimised over the discriminator's weights).
 
     Returns
     -------
     The loss and its parts ``{'d_real', 'd_fake'}``.
     """
-    _, cf = counterfactuals(ops, generator, batch, space, residual=residual)
+    _, cf = counterfactuals(ops, generator, batch, space)
     cf = ops.stop_gradient(cf)
     real = ops.sum(batch.real_weights * ops.softplus(-discriminator(batch.x_std)))
     fake = ops.mean(ops.softplus(ops.take_columns(discriminator(standardise(cf, space)), batch.d_index)))
@@ -172,7 +165,7 @@ def discriminator_objective(ops: Ops, generator: GeneratorFn, discriminator: Dis
 
 def generator_objective(ops: Ops, generator: GeneratorFn, discriminator: DiscriminatorFn,
                         classifier: Optional[ClassifierFn], batch: "Batch[Tensor]", space: SpaceTensors,
-                        weights: LossWeights, *, residual: bool = True) -> Tuple[Tensor, Dict[str, Tensor]]:
+                        weights: LossWeights) -> Tuple[Tensor, Dict[str, Tensor]]:
     """Loss of one generator update (to be minimised over the generator's weights).
 
     ``classifier`` is the differentiable predictor in white-box mode and None in black-box mode.
@@ -181,7 +174,7 @@ def generator_objective(ops: Ops, generator: GeneratorFn, discriminator: Discrim
     -------
     The loss and its parts ``{'g_adv', 'g_cls', 'g_l1', 'g_l2'}`` (``g_cls`` only in white-box mode).
     """
-    u, cf = counterfactuals(ops, generator, batch, space, residual=residual)
+    u, cf = counterfactuals(ops, generator, batch, space)
     adversarial = ops.mean(ops.softplus(-ops.take_columns(discriminator(standardise(cf, space)), batch.d_index)))
     l1 = ops.mean(batch.cost_weights * change_cost(ops, batch.x, cf, space)
                   + wasted_residual(ops, batch.x, u, batch.mask, cf, space))

@@ -92,7 +92,7 @@ def digits_pair(digits):
     return X, (torch_model, _copy_classifier(torch_model, KERAS.digits_net()))
 
 
-def _setup(X, classifiers, white_box, image, residual=True, X_model=None):
+def _setup(X, classifiers, white_box, image, plain_gan=False, X_model=None):
     """Both backends built on ``X`` (the classifiers see ``X_model``, by default ``X``) with the same weights."""
     flat = X.reshape(len(X), -1).astype(np.float32)
     X_model = X if X_model is None else X_model
@@ -103,8 +103,8 @@ def _setup(X, classifiers, white_box, image, residual=True, X_model=None):
                                 feature_shape=X.shape[1:], feature_range=None, immutable=[0] if image is None else [],
                                 monotone={1: 1} if image is None else {}, groups=(), grids={}, min_change=0.1)
     network = NetworkSpec(feature_shape=X.shape[1:], n_classes=k, discriminator_outputs=1 if white_box else k,
-                          image=image)
-    training = TrainingSpec(space=space, weights=LossWeights(1.0, 0.1, 0.01), white_box=white_box, residual=residual,
+                          image=image, plain_gan=plain_gan)
+    training = TrainingSpec(space=space, weights=LossWeights(1.0, 0.1, 0.01), white_box=white_box,
                             learning_rate_generator=1e-3, learning_rate_discriminator=1e-3, beta_1=0.5)
     x_std = ((flat - space.center) / space.spread).astype(np.float32)
     sampler = BatchSampler(flat, x_std, proba, space, white_box, 64, np.random.default_rng(0), real_weight_power=4.0)
@@ -144,7 +144,7 @@ def test_vector_backends_agree_on_the_same_weights_and_batches(pima_pair, white_
 
 def test_plain_gan_ablation_agrees(pima_pair):
     X, classifiers = pima_pair
-    _agree(*_setup(X, classifiers, True, None, residual=False), steps=2)
+    _agree(*_setup(X, classifiers, True, None, plain_gan=True), steps=2)
 
 
 def test_image_backends_agree_on_the_same_weights_and_batches(digits_pair):

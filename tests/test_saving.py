@@ -338,6 +338,51 @@ def test_each_backend_round_trips_in_its_own_weight_format(pima, pima_model, pim
     assert np.array_equal(loaded.explain(X_test).cf["X"], pima_whitebox.explain(X_test).cf["X"])
 
 
+def test_the_plain_gan_ablation_keeps_the_weight_names_and_round_trips(pima, pima_model, tmp_path):
+    _, X_train, X_test, _, _ = pima
+    gan = CounteRGAN(pima_model, (1, 8), residual=False, train_steps=20, seed=1, verbose=False).fit(X_train)
+    residual = CounteRGAN(pima_model, (1, 8), train_steps=1, seed=1, verbose=False).fit(X_train)
+    # the generator is wrapped so that its whole counterfactual reaches the core as a residual;
+    # the wrapper renames no weight and is the only difference: the same weights give G(x_std) - x_std
+    weights = gan.backend_.get_weights()
+    assert set(weights) == set(residual.backend_.get_weights())
+    residual.backend_.set_weights(weights)
+    rng = np.random.default_rng(0)
+    x_std = rng.normal(size=(32, 8)).astype(np.float32)
+    onehot = np.eye(2, dtype=np.float32)[rng.integers(0, 2, 32)]
+    mask = (rng.random((32, 8)) < 0.8).astype(np.float32)
+    np.testing.assert_allclose(gan.backend_.generate(x_std, onehot, mask),
+                               residual.backend_.generate(x_std, onehot, mask) - x_std, rtol=0, atol=1e-6)
+    gan.save(tmp_path / "gan")
+    loaded = CounteRGAN.load(tmp_path / "gan", pima_model)
+    assert loaded.residual is False and loaded.meta == gan.meta
+    for target in (None, "other"):
+        _same_explanations(gan.explain(X_test, target_class=target), loaded.explain(X_test, target_class=target))
+
+
+def test_a_custom_generator_of_the_plain_gan_ablation_round_trips(pima, tmp_path):
+    _, X_train, X_test, y_train, _ = pima
+    model = _TORCH.train(_TORCH.mlp(8, 2, X_train), X_train, y_train, epochs=2)
+
+    class Generator(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(8 + 8 + 2, 16), nn.Tanh(), nn.Linear(16, 8))
+
+        def forward(self, x_std, onehot, mask):
+            return x_std + self.net(torch.cat([x_std, mask, onehot], dim=1))
+
+    generator = Generator()
+    explainer = CounteRGAN(model, (1, 8), generator=generator, residual=False, train_steps=10,
+                           verbose=False).fit(X_train)
+    assert explainer.generator is generator and explainer.meta["params"]["generator"] == "Generator"
+    assert set(explainer.backend_.get_weights()) >= {"generator/net.0.weight", "generator/net.2.bias"}
+    explainer.save(tmp_path / "custom")
+    loaded = saving.load(tmp_path / "custom", model, generator=Generator())
+    assert loaded.residual is False
+    _same_explanations(explainer.explain(X_test), loaded.explain(X_test))
+
+
 def _damage(file: Path, how: str) -> None:
     data = file.read_bytes()
     if how == "truncated":

@@ -56,7 +56,7 @@ def brief_error(err: BaseException, limit: int = 200) -> str:
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """What a backend needs to know to build default networks.
+    """What a backend needs to know to build its networks.
 
     Attributes
     ----------
@@ -69,12 +69,19 @@ class NetworkSpec:
     image
         For images, their layout (default networks are convolutional); None for feature vectors
         (default networks are MLPs).
+    plain_gan
+        True only for the paper's plain "GAN" baseline (the explainer's ``residual=False`` ablation):
+        the generator network (the default or the user's) outputs the whole counterfactual in
+        standardised units, and the backend wraps it into a network that subtracts its input
+        ``x_std``, so that the rest of the code sees a residual like any other generator's. The
+        wrapper adds no weights and keeps the wrapped network's weight names and weight files.
     """
 
     feature_shape: Tuple[int, ...]
     n_classes: int
     discriminator_outputs: int
     image: Optional[ImageLayout]
+    plain_gan: bool = False
 
     @property
     def n_features(self) -> int:
@@ -94,8 +101,6 @@ class TrainingSpec:
         Weights of the generator's loss terms.
     white_box
         Whether the generator's loss includes the predictor's log-probability (needs gradients).
-    residual
-        False only for the plain-GAN ablation: the generator outputs the whole counterfactual.
     learning_rate_generator, learning_rate_discriminator
         Adam learning rates.
     beta_1
@@ -105,7 +110,6 @@ class TrainingSpec:
     space: FeatureSpace
     weights: LossWeights
     white_box: bool
-    residual: bool
     learning_rate_generator: float
     learning_rate_discriminator: float
     beta_1: float
@@ -195,7 +199,9 @@ class Backend(WeightFiles, Protocol):
 
         ``predictor`` is the framework model in white-box mode (its gradients drive the
         generator) and None in black-box mode. ``generator`` and ``discriminator`` replace the
-        default networks; they take flat inputs (see :mod:`alibi_countergan.value`).
+        default networks; they take flat inputs (see :mod:`alibi_countergan.value`). With
+        ``network.plain_gan`` the generator (the default or the given one) is wrapped so that it
+        outputs ``G(x_std, t, mask) - x_std`` (see :class:`NetworkSpec`).
         """
 
     def set_predictor(self, predictor: Any) -> None:

@@ -18,6 +18,8 @@ from alibi_countergan.backends.torch_networks import (
     ConvGenerator,
     MLPDiscriminator,
     MLPGenerator,
+    PlainGANGenerator,
+    build_networks,
     default_networks,
 )
 from alibi_countergan.backends.torch_ops import TorchOps
@@ -25,7 +27,7 @@ from alibi_countergan.constraints import SpaceTensors
 from alibi_countergan.value import Batch, discriminator_objective, generator_objective
 
 __all__ = ["TorchBackend", "TorchOps", "MLPGenerator", "MLPDiscriminator", "ConvGenerator", "ConvDiscriminator",
-           "default_networks", "evaluation_mode", "training_mode", "create_backend"]
+           "PlainGANGenerator", "default_networks", "evaluation_mode", "training_mode", "create_backend"]
 
 
 
@@ -95,9 +97,8 @@ class TorchBackend:
         self.space: SpaceTensors = training.space.tensors(self.ops)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            default_g, default_d = default_networks(network)
-        self.generator = (generator if generator is not None else default_g).to(self.device)
-        self.discriminator = (discriminator if discriminator is not None else default_d).to(self.device)
+            generator, discriminator = build_networks(network, generator, discriminator)
+        self.generator, self.discriminator = generator.to(self.device), discriminator.to(self.device)
         self.generator.eval()
         self.discriminator.eval()
         betas = (training.beta_1, 0.999)
@@ -128,8 +129,7 @@ class TorchBackend:
         assert self.generator is not None and self.discriminator is not None
         t = self._tensors(batch)
         with training_mode(self.generator, self.discriminator):
-            loss, parts = discriminator_objective(self.ops, self.generator, self.discriminator, t, self.space,
-                                                  residual=self.training.residual)
+            loss, parts = discriminator_objective(self.ops, self.generator, self.discriminator, t, self.space)
         self._apply(loss, self.d_params, self.d_optimizer)
         return {k: float(v.detach()) for k, v in parts.items()}
 
@@ -140,7 +140,7 @@ class TorchBackend:
             else contextlib.nullcontext()
         with context, training_mode(self.generator, self.discriminator):
             loss, parts = generator_objective(self.ops, self.generator, self.discriminator, self._classifier, t,
-                                              self.space, self.training.weights, residual=self.training.residual)
+                                              self.space, self.training.weights)
         self._apply(loss, self.g_params, self.g_optimizer)
         return {k: float(v.detach()) for k, v in parts.items()}
 

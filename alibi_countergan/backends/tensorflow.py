@@ -37,6 +37,8 @@ from alibi_countergan.backends.tf_networks import (
     ConvGenerator,
     MLPDiscriminator,
     MLPGenerator,
+    PlainGANGenerator,
+    build_networks,
     default_networks,
 )
 from alibi_countergan.backends.tf_ops import TFOps
@@ -44,8 +46,8 @@ from alibi_countergan.constraints import SpaceTensors
 from alibi_countergan.value import ArraySpec, Batch, discriminator_objective, generator_objective
 
 __all__ = ["TFBackend", "TFOps", "MLPGenerator", "MLPDiscriminator", "ConvGenerator", "ConvDiscriminator",
-           "default_networks", "create_backend", "EagerExecutionRequiredError", "repair_keras_classes",
-           "require_eager"]
+           "PlainGANGenerator", "default_networks", "create_backend", "EagerExecutionRequiredError",
+           "repair_keras_classes", "require_eager"]
 
 
 def _tensor_spec(spec: ArraySpec) -> tf.TensorSpec:
@@ -100,10 +102,7 @@ class TFBackend:
         self.network, self.training = network, training
         self.ops = TFOps()
         self.space: SpaceTensors = training.space.tensors(self.ops)
-        if generator is None or discriminator is None:
-            default_g, default_d = default_networks(network, seed)
-            generator = default_g if generator is None else generator
-            discriminator = default_d if discriminator is None else discriminator
+        generator, discriminator = build_networks(network, seed, generator, discriminator)
         self.generator, self.discriminator = generator, discriminator
         repair_keras_classes(generator, discriminator, predictor)
         n, k = network.n_features, network.n_classes
@@ -178,10 +177,9 @@ class TFBackend:
             tape.watch(variables)
             if generator:
                 loss, parts = generator_objective(self.ops, generator_fn, discriminator_fn, self._classifier(), batch,
-                                                  self.space, spec.weights, residual=spec.residual)
+                                                  self.space, spec.weights)
             else:
-                loss, parts = discriminator_objective(self.ops, generator_fn, discriminator_fn, batch, self.space,
-                                                      residual=spec.residual)
+                loss, parts = discriminator_objective(self.ops, generator_fn, discriminator_fn, batch, self.space)
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return parts
 

@@ -8,9 +8,11 @@ import numpy as np
 import tensorflow as tf
 
 from alibi_countergan.backends.base import NetworkSpec
+from alibi_countergan.backends.tf_compat import repair_keras_classes
 from alibi_countergan.layout import ImageLayout
 
-__all__ = ["MLPGenerator", "MLPDiscriminator", "ConvGenerator", "ConvDiscriminator", "default_networks"]
+__all__ = ["MLPGenerator", "MLPDiscriminator", "ConvGenerator", "ConvDiscriminator", "PlainGANGenerator",
+           "default_networks", "build_networks"]
 
 _LEAK = 0.2
 _layers = tf.keras.layers
@@ -226,3 +228,57 @@ def default_networks(spec: NetworkSpec, seed: int) -> Tuple[tf.keras.Model, tf.k
                 MLPDiscriminator(spec.n_features, spec.discriminator_outputs, seed=d_seed))
     return (ConvGenerator(spec.image, spec.n_classes, seed=g_seed),
             ConvDiscriminator(spec.image, spec.discriminator_outputs, seed=d_seed))
+
+
+class PlainGANGenerator(tf.keras.Model):
+    """A generator that outputs the whole counterfactual, presented as a residual: ``G(x_std, t, mask) - x_std``.
+
+    The paper's plain "GAN" baseline (``NetworkSpec.plain_gan``, the explainer's ``residual=False``).
+    It adds no weights and is named after the wrapped network, which it builds first, outside its
+    own name scope: its weights have the wrapped network's names, and ``save_weights`` and
+    ``load_weights`` are the wrapped network's, so its checkpoints are the wrapped network's too.
+
+    Parameters
+    ----------
+    generator
+        The network wrapped (the default generator or the user's).
+    spec
+        The sizes of the generator's inputs (to build it).
+    """
+
+    def __init__(self, generator: tf.keras.layers.Layer, spec: NetworkSpec) -> None:
+        super().__init__(name=generator.name)
+        repair_keras_classes(generator)
+        zeros = tf.zeros((1, spec.n_features), tf.float32)
+        generator([zeros, tf.zeros((1, spec.n_classes), tf.float32), zeros], training=False)  # creates its weights
+        self.generator = generator
+
+    def call(self, inputs: Sequence[tf.Tensor], training: Optional[bool] = None, mask: Any = None) -> tf.Tensor:
+        """The wrapped generator's output less ``x_std``, for ``inputs = [x_std, target_onehot, free]``.
+
+        ``training`` is passed on; Keras's own ``mask`` argument is accepted for its call convention and not used.
+        """
+        output = self.generator(inputs) if training is None else self.generator(inputs, training=training)
+        return output - inputs[0]
+
+    def save_weights(self, *args: Any, **kwargs: Any) -> Any:
+        """The wrapped network's ``save_weights``."""
+        return self.generator.save_weights(*args, **kwargs)
+
+    def load_weights(self, *args: Any, **kwargs: Any) -> Any:
+        """The wrapped network's ``load_weights``."""
+        return self.generator.load_weights(*args, **kwargs)
+
+
+def build_networks(spec: NetworkSpec, seed: int, generator: Optional[tf.keras.layers.Layer] = None,
+                   discriminator: Optional[tf.keras.layers.Layer] = None
+                   ) -> Tuple[tf.keras.layers.Layer, tf.keras.layers.Layer]:
+    """The generator and discriminator a backend trains: the given ones, or the defaults for ``spec``.
+
+    With ``spec.plain_gan`` the generator is wrapped in a :class:`PlainGANGenerator` (which builds it).
+    """
+    if generator is None or discriminator is None:
+        default_g, default_d = default_networks(spec, seed)
+        generator = default_g if generator is None else generator
+        discriminator = default_d if discriminator is None else discriminator
+    return (PlainGANGenerator(generator, spec) if spec.plain_gan else generator), discriminator

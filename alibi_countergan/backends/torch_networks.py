@@ -1,5 +1,5 @@
 """The default PyTorch networks: MLPs for feature vectors, CNNs for images; all take and return flat features."""
-from typing import List, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -7,7 +7,8 @@ from torch import nn
 from alibi_countergan.backends.base import NetworkSpec
 from alibi_countergan.layout import ImageLayout
 
-__all__ = ["MLPGenerator", "MLPDiscriminator", "ConvGenerator", "ConvDiscriminator", "default_networks"]
+__all__ = ["MLPGenerator", "MLPDiscriminator", "ConvGenerator", "ConvDiscriminator", "PlainGANGenerator",
+           "default_networks", "build_networks"]
 
 _LEAK = 0.2
 
@@ -139,3 +140,45 @@ def default_networks(spec: NetworkSpec) -> "tuple[nn.Module, nn.Module]":
         return (MLPGenerator(spec.n_features, spec.n_classes),
                 MLPDiscriminator(spec.n_features, spec.discriminator_outputs))
     return (ConvGenerator(spec.image, spec.n_classes), ConvDiscriminator(spec.image, spec.discriminator_outputs))
+
+
+class PlainGANGenerator(nn.Module):
+    """A generator that outputs the whole counterfactual, presented as a residual: ``G(x_std, t, mask) - x_std``.
+
+    The paper's plain "GAN" baseline (``NetworkSpec.plain_gan``, the explainer's ``residual=False``).
+    It adds no weights, and its ``state_dict`` is the wrapped network's, under the same keys, so its
+    weights are saved and loaded as the wrapped network's would be.
+
+    Parameters
+    ----------
+    generator
+        The network wrapped (the default generator or the user's).
+    """
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, x_std: torch.Tensor, onehot: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.generator(x_std, onehot, mask) - x_std
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        """The wrapped network's ``state_dict`` (the same keys, no prefix)."""
+        return self.generator.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        """The wrapped network's ``load_state_dict`` (for what :meth:`state_dict` returns)."""
+        return self.generator.load_state_dict(*args, **kwargs)
+
+
+def build_networks(spec: NetworkSpec, generator: Optional[nn.Module] = None,
+                   discriminator: Optional[nn.Module] = None) -> Tuple[nn.Module, nn.Module]:
+    """The generator and discriminator a backend trains: the given ones, or the defaults for ``spec``.
+
+    The defaults are built either way (so the given networks never change the random draws of the
+    other's default). With ``spec.plain_gan`` the generator is wrapped in a :class:`PlainGANGenerator`.
+    """
+    default_g, default_d = default_networks(spec)
+    generator = default_g if generator is None else generator
+    discriminator = default_d if discriminator is None else discriminator
+    return (PlainGANGenerator(generator) if spec.plain_gan else generator), discriminator
