@@ -60,13 +60,22 @@ B = TypeVar("B")
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the generator's terms."""
+    """Weights of the generator's terms, and where its classifier term stops.
+
+    Attributes
+    ----------
+    classifier, l1, l2
+        Weights of the classifier, cost and squared-residual terms.
+    target_proba
+        Probability of the target class past which the classifier term stops pushing (white-box); the
+        explainer derives it from its own ``target_proba`` (``CounteRGAN._training_proba``), so it has no
+        default here.
+    """
 
     classifier: float
     l1: float
     l2: float
-    target_proba: float = 0.6
-    """Probability of the target class past which the classifier term stops pushing (white-box)."""
+    target_proba: float
 
 
 class ArraySpec(NamedTuple):

@@ -104,7 +104,7 @@ def _setup(X, classifiers, white_box, image, plain_gan=False, X_model=None):
                                 monotone={1: 1} if image is None else {}, groups=(), grids={}, min_change=0.1)
     network = NetworkSpec(feature_shape=X.shape[1:], n_classes=k, discriminator_outputs=1 if white_box else k,
                           image=image, plain_gan=plain_gan)
-    training = TrainingSpec(space=space, weights=LossWeights(1.0, 0.1, 0.01), white_box=white_box,
+    training = TrainingSpec(space=space, weights=LossWeights(1.0, 0.1, 0.01, 0.6), white_box=white_box,
                             learning_rate_generator=1e-3, learning_rate_discriminator=1e-3, beta_1=0.5)
     x_std = ((flat - space.center) / space.spread).astype(np.float32)
     sampler = BatchSampler(flat, x_std, proba, space, white_box, 64, np.random.default_rng(0), real_weight_power=4.0)

@@ -88,7 +88,7 @@ def test_value_functions_are_the_same_in_every_framework(backend, compas_space, 
     proba = NUMPY_OPS.softmax(x_std @ w_c)
     sampler = BatchSampler(X, x_std, proba, space, white_box, 128, np.random.default_rng(2), real_weight_power=4.0)
     batch = sampler.sample()
-    weights = LossWeights(1.0, 0.1, 0.05)
+    weights = LossWeights(1.0, 0.1, 0.05, 0.6)
 
     def losses(ops, tensor, matmul):
         g, d, c = tensor(w_g), tensor(w_d), tensor(w_c)
