@@ -167,11 +167,20 @@ class SpaceTensors:
         return replace(self, **changes)
 
 
+def column_costs(ops: Ops, x: Tensor, cf: Tensor, space: SpaceTensors) -> Tensor:
+    """The cost of changing ``x`` into ``cf``, per column: ``|cf - x| * cost_scale``, shape ``(B, n_features)``.
+
+    The one definition of a change's cost: a numeric column costs its change in units of spread, and the
+    columns of a switched one-hot group add up to the group's category cost (1 by default).
+    :func:`change_cost` (training) and :meth:`Variables.costs` (the refinement) are sums of it.
+    """
+    return ops.abs(cf - x) * space.cost_scale
+
+
 def change_cost(ops: Ops, x: Tensor, cf: Tensor, space: SpaceTensors) -> Tensor:
-    """Each row's cost of changing ``x`` into ``cf``, averaged over the variables: ``|change| / spread`` per
-    numeric feature and the category cost (1 by default) per switched category, so a categorical variable
-    counts once, whatever its size."""
-    return ops.sum(ops.abs(cf - x) * space.cost_scale, axis=1) / float(max(1, space.n_variables))
+    """Each row's cost of changing ``x`` into ``cf`` (:func:`column_costs` summed), averaged over the variables,
+    so a categorical variable counts once, whatever its size."""
+    return ops.sum(column_costs(ops, x, cf, space), axis=1) / float(max(1, space.n_variables))
 
 
 def wasted_residual(ops: Ops, x: Tensor, u: Tensor, mask: Tensor, cf: Tensor, space: SpaceTensors) -> Tensor:

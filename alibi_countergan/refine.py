@@ -45,7 +45,7 @@ from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
-from alibi_countergan.constraints import FeatureSpace, SpaceTensors, project
+from alibi_countergan.constraints import FeatureSpace, SpaceTensors, column_costs, project
 from alibi_countergan.ops import NUMPY_OPS
 
 BOUNDARY_MARGIN = 0.05
@@ -165,18 +165,19 @@ class Variables:
         """Number of variables."""
         return int(self.starts.size)
 
-    def costs(self, x: np.ndarray, cf: np.ndarray, cost_scale: np.ndarray) -> np.ndarray:
-        """Cost of each variable's change, ``(B, n)``: ``|change| * cost_scale`` summed over its columns, so
-        ``|change| / spread`` for a numeric feature and the category cost for a switched category.
+    def costs(self, x: np.ndarray, cf: np.ndarray, tensors: SpaceTensors) -> np.ndarray:
+        """Cost of each variable's change, ``(B, n)``: :func:`~alibi_countergan.constraints.column_costs` summed
+        over its columns, so ``|change| / spread`` for a numeric feature and the category cost for a switched
+        category.
 
         Parameters
         ----------
         x, cf
             Originals and counterfactuals, flat ``(B, n_features)``.
-        cost_scale
-            :attr:`~alibi_countergan.constraints.SpaceTensors.cost_scale` as a numpy array.
+        tensors
+            The feature space as numpy tensors (of the dtype of ``x``).
         """
-        size = np.abs(cf - x) * cost_scale
+        size = column_costs(NUMPY_OPS, x, cf, tensors)
         return np.add.reduceat(size, self.starts, axis=1) if self.n < x.shape[1] else size
 
 
@@ -240,7 +241,7 @@ class Refiner:
 
     def variable_costs(self, x: np.ndarray, cf: np.ndarray) -> np.ndarray:
         """Cost of each variable's change, ``(B, n_variables)`` (see :meth:`Variables.costs`)."""
-        return self.variables.costs(x, cf, self.tensors.cost_scale)
+        return self.variables.costs(x, cf, self.tensors)
 
     # -- the pipeline ----------------------------------------------------------------------------------
 
