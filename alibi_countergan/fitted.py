@@ -12,10 +12,9 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from alibi_countergan.backends import Backend
-from alibi_countergan.constraints import FeatureSpace, SpaceTensors
+from alibi_countergan.constraints import FeatureSpace, SpaceTensors, Variables
 from alibi_countergan.ops import NUMPY_OPS
 from alibi_countergan.params import CounteRGANConfig
-from alibi_countergan.refine import Variables
 from alibi_countergan.table import TableSchema
 
 
@@ -62,7 +61,7 @@ class FittedState:
         tensors = self.space.tensors(NUMPY_OPS)
         object.__setattr__(self, "tensors", tensors)
         object.__setattr__(self, "tensors64", tensors.cast(np.float64))
-        object.__setattr__(self, "variables", Variables.from_space(self.space))
+        object.__setattr__(self, "variables", self.space.variables)
         object.__setattr__(self, "eye", np.eye(self.n_classes, dtype=np.float32))
 
     def tensors_for(self, dtype: np.dtype) -> SpaceTensors:
