@@ -2,11 +2,16 @@
 
 :class:`FeatureSpace` holds, per (flattened) feature, the statistics learned from the fit data and
 the constraints a user asked for (:mod:`alibi_countergan.features` builds it from the user's
-parameters). :func:`project` turns the generator's raw output into a counterfactual that satisfies
-every constraint; it is written against :class:`~alibi_countergan.ops.Ops`, so the same code runs
-differentiably inside a backend's training step and exactly, in numpy, on the counterfactuals that
-``explain`` returns. The count of broken constraints, for judging counterfactuals, is
-:func:`alibi_countergan.metrics.violations`.
+parameters). It is the one record of the feature space; the other forms derive from it: its
+:class:`Variables` (:attr:`FeatureSpace.variables`, each numeric column and each one-hot group) and its
+:class:`SpaceTensors` (a framework's tensors, :meth:`FeatureSpace.tensors`, or numpy's in the inputs'
+dtype, :meth:`FeatureSpace.tensors_for`). The cost of a change is :func:`column_costs`, summed by the
+training loss (:func:`change_cost`) and by the refinement (:meth:`Variables.costs`).
+
+:func:`project` turns the generator's raw output into a counterfactual that satisfies every constraint;
+it is written against :class:`~alibi_countergan.ops.Ops`, so the same code runs differentiably inside a
+backend's training step and exactly, in numpy, on the counterfactuals that ``explain`` returns.
+The count of broken constraints, for judging counterfactuals, is :func:`alibi_countergan.metrics.violations`.
 
 Order of the projection (each step keeps what the previous ones guaranteed):
 
@@ -106,6 +111,16 @@ class FeatureSpace:
             grids=tuple((j, ops.constant(g.astype(np.float32))) for j, g in self.grids),
             min_change=self.min_change,
         )
+
+    def tensors_for(self, dtype: Any) -> "SpaceTensors":
+        """The space as numpy tensors for inputs of ``dtype``: float64 for float64 inputs (so that immutable
+        features stay bit-exact), float32 otherwise; each built once, from :meth:`tensors`."""
+        return self._numpy_tensors[1 if dtype == np.float64 else 0]
+
+    @cached_property
+    def _numpy_tensors(self) -> Tuple["SpaceTensors", "SpaceTensors"]:
+        tensors = self.tensors(NUMPY_OPS)
+        return tensors, tensors.cast(np.float64)
 
     @property
     def group_costs(self) -> Tuple[float, ...]:

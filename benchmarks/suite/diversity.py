@@ -123,10 +123,7 @@ def cost_function(space: FeatureSpace) -> CostFn:
     ``|change| / spread`` for a numerical feature (spread: its standard deviation in the training rows) and
     the category cost (1) for a switched one-hot group.
     """
-    from alibi_countergan.ops import NUMPY_OPS
-
-    variables = space.variables
-    tensors = space.tensors(NUMPY_OPS).cast(np.float64)
+    variables, tensors = space.variables, space.tensors_for(np.float64)
 
     def cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.asarray(variables.costs(a.astype(np.float64), b.astype(np.float64), tensors).sum(axis=1))
