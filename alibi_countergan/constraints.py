@@ -2,11 +2,16 @@
 
 :class:`FeatureSpace` holds, per (flattened) feature, the statistics learned from the fit data and
 the constraints a user asked for (:mod:`alibi_countergan.features` builds it from the user's
-parameters). :func:`project` turns the generator's raw output into a counterfactual that satisfies
-every constraint; it is written against :class:`~alibi_countergan.ops.Ops`, so the same code runs
-differentiably inside a backend's training step and exactly, in numpy, on the counterfactuals that
-``explain`` returns. The count of broken constraints, for judging counterfactuals, is
-:func:`alibi_countergan.metrics.violations`.
+parameters). It is the one record of the feature space; the other forms derive from it: its
+:class:`Variables` (:attr:`FeatureSpace.variables`, each numeric column and each one-hot group) and its
+:class:`SpaceTensors` (a framework's tensors, :meth:`FeatureSpace.tensors`, or numpy's in the inputs'
+dtype, :meth:`FeatureSpace.tensors_for`). The cost of a change is :func:`column_costs`, summed by the
+training loss (:func:`change_cost`) and by the refinement (:meth:`Variables.costs`).
+
+:func:`project` turns the generator's raw output into a counterfactual that satisfies every constraint;
+it is written against :class:`~alibi_countergan.ops.Ops`, so the same code runs differentiably inside a
+backend's training step and exactly, in numpy, on the counterfactuals that ``explain`` returns.
+The count of broken constraints, for judging counterfactuals, is :func:`alibi_countergan.metrics.violations`.
 
 Order of the projection (each step keeps what the previous ones guaranteed):
 
@@ -23,11 +28,12 @@ Order of the projection (each step keeps what the previous ones guaranteed):
 """
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Dict, Mapping, Tuple
+from functools import cached_property
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
-from alibi_countergan.ops import Ops, Tensor
+from alibi_countergan.ops import NUMPY_OPS, Ops, Tensor
 
 
 @dataclass(frozen=True)
@@ -75,21 +81,25 @@ class FeatureSpace:
         """Number of (flattened) features."""
         return int(self.center.shape[0])
 
+    @cached_property
+    def variables(self) -> "Variables":
+        """The variables of the space, each numeric column and each one-hot group as a whole (computed once; the
+        number of variables and the one-hot columns of :meth:`tensors` derive from them)."""
+        return Variables.from_groups(self.n_features, self.groups)
+
     def tensors(self, ops: Ops) -> "SpaceTensors":
         """The arrays as constant tensors of a framework, shaped ``(1, n_features)``."""
 
         def row(a: np.ndarray) -> Tensor:
             return ops.constant(np.asarray(a, dtype=np.float32).reshape(1, -1))
 
-        grouped = np.zeros(self.n_features, dtype=bool)
         cost_scale = 1.0 / self.spread
         for (start, stop), cost in zip(self.groups, self.group_costs):
-            grouped[start:stop] = True
             cost_scale[start:stop] = cost / 2.0  # a switch moves two columns by 1
         return SpaceTensors(
             cost_scale=row(cost_scale),
-            numeric=row(1.0 - grouped),
-            n_variables=self.n_features - sum(stop - start - 1 for start, stop in self.groups),
+            numeric=row(1.0 - self.variables.grouped),
+            n_variables=self.variables.n,
             center=row(self.center),
             spread=row(self.spread),
             lower=row(self.lower),
@@ -101,6 +111,16 @@ class FeatureSpace:
             grids=tuple((j, ops.constant(g.astype(np.float32))) for j, g in self.grids),
             min_change=self.min_change,
         )
+
+    def tensors_for(self, dtype: Any) -> "SpaceTensors":
+        """The space as numpy tensors for inputs of ``dtype``: float64 for float64 inputs (so that immutable
+        features stay bit-exact), float32 otherwise; each built once, from :meth:`tensors`."""
+        return self._numpy_tensors[1 if dtype == np.float64 else 0]
+
+    @cached_property
+    def _numpy_tensors(self) -> Tuple["SpaceTensors", "SpaceTensors"]:
+        tensors = self.tensors(NUMPY_OPS)
+        return tensors, tensors.cast(np.float64)
 
     @property
     def group_costs(self) -> Tuple[float, ...]:
@@ -152,9 +172,9 @@ class SpaceTensors:
     columns, half the group's category cost for one-hot columns (a switch moves two columns, so it costs the
     category cost once per variable; 1 by default)."""
     n_variables: int = 0
-    """Number of variables: numeric columns, plus one per one-hot group."""
+    """Number of variables: numeric columns, plus one per one-hot group (:attr:`Variables.n`)."""
     numeric: Tensor = None
-    """1 for the columns outside one-hot groups, else 0."""
+    """1 for the columns outside one-hot groups, else 0 (the complement of :attr:`Variables.grouped`)."""
 
     def cast(self, dtype: Any) -> "SpaceTensors":
         """A copy with every numpy array (the grids' included) converted to ``dtype``; numpy tensors only."""
@@ -167,11 +187,78 @@ class SpaceTensors:
         return replace(self, **changes)
 
 
+@dataclass(frozen=True)
+class Variables:
+    """The variables a counterfactual changes: each numeric column, and each one-hot group as a whole.
+
+    Attributes
+    ----------
+    starts
+        First column of each variable (variables are contiguous and in column order).
+    of_column
+        Variable index of each column.
+    is_group
+        Whether each variable is a one-hot group.
+    """
+
+    starts: np.ndarray
+    of_column: np.ndarray
+    is_group: np.ndarray
+
+    @classmethod
+    def from_groups(cls, n_features: int, groups: Sequence[Tuple[int, int]]) -> "Variables":
+        """The variables of ``n_features`` columns with the one-hot ``groups`` (``(start, stop)`` column ranges)."""
+        group_of = {start: stop for start, stop in groups}
+        starts: List[int] = []
+        is_group: List[bool] = []
+        column = 0
+        while column < n_features:
+            starts.append(column)
+            is_group.append(column in group_of)
+            column = group_of.get(column, column + 1)
+        start_arr = np.asarray(starts, dtype=np.int64)
+        of_column = np.repeat(np.arange(len(starts)), np.diff(np.append(start_arr, n_features)))
+        return cls(starts=start_arr, of_column=of_column, is_group=np.asarray(is_group, dtype=bool))
+
+    @property
+    def n(self) -> int:
+        """Number of variables."""
+        return int(self.starts.size)
+
+    @property
+    def grouped(self) -> np.ndarray:
+        """Per column, whether it belongs to a one-hot group."""
+        return self.is_group[self.of_column]
+
+    def costs(self, x: np.ndarray, cf: np.ndarray, tensors: "SpaceTensors") -> np.ndarray:
+        """Cost of each variable's change, ``(B, n)``: :func:`column_costs` summed over its columns, so
+        ``|change| / spread`` for a numeric feature and the category cost for a switched category.
+
+        Parameters
+        ----------
+        x, cf
+            Originals and counterfactuals, flat ``(B, n_features)``.
+        tensors
+            The feature space as numpy tensors (of the dtype of ``x``).
+        """
+        size = column_costs(NUMPY_OPS, x, cf, tensors)
+        return np.add.reduceat(size, self.starts, axis=1) if self.n < x.shape[1] else size
+
+
+def column_costs(ops: Ops, x: Tensor, cf: Tensor, space: SpaceTensors) -> Tensor:
+    """The cost of changing ``x`` into ``cf``, per column: ``|cf - x| * cost_scale``, shape ``(B, n_features)``.
+
+    The one definition of a change's cost: a numeric column costs its change in units of spread, and the
+    columns of a switched one-hot group add up to the group's category cost (1 by default).
+    :func:`change_cost` (training) and :meth:`Variables.costs` (the refinement) are sums of it.
+    """
+    return ops.abs(cf - x) * space.cost_scale
+
+
 def change_cost(ops: Ops, x: Tensor, cf: Tensor, space: SpaceTensors) -> Tensor:
-    """Each row's cost of changing ``x`` into ``cf``, averaged over the variables: ``|change| / spread`` per
-    numeric feature and the category cost (1 by default) per switched category, so a categorical variable
-    counts once, whatever its size."""
-    return ops.sum(ops.abs(cf - x) * space.cost_scale, axis=1) / float(max(1, space.n_variables))
+    """Each row's cost of changing ``x`` into ``cf`` (:func:`column_costs` summed), averaged over the variables,
+    so a categorical variable counts once, whatever its size."""
+    return ops.sum(column_costs(ops, x, cf, space), axis=1) / float(max(1, space.n_variables))
 
 
 def wasted_residual(ops: Ops, x: Tensor, u: Tensor, mask: Tensor, cf: Tensor, space: SpaceTensors) -> Tensor:
@@ -185,6 +272,27 @@ def wasted_residual(ops: Ops, x: Tensor, u: Tensor, mask: Tensor, cf: Tensor, sp
 def standardise(x: Tensor, space: SpaceTensors) -> Tensor:
     """Centre and scale features for the networks' inputs."""
     return (x - space.center) / space.spread
+
+
+def residual_towards(x: np.ndarray, cf: np.ndarray, space: SpaceTensors, scale: np.ndarray) -> np.ndarray:
+    """The generator output that :func:`project` (with a mask of ones) turns into ``cf``, its numeric changes
+    scaled by ``scale``: numpy, for the refinement's candidates.
+
+    Numeric columns: ``scale * (cf - x) / spread`` (the projection multiplies by the spread again). One-hot
+    columns: the logits added to ``x``, ``2 * (cf - x)``, so that ``x + u = 2 cf - x`` is largest at ``cf``'s
+    category (2 against at most 0 elsewhere; ``x``'s own category, 1, where ``cf`` keeps it).
+
+    Parameters
+    ----------
+    x, cf
+        Originals and counterfactuals, flat ``(B, n_features)``.
+    space
+        The feature space as numpy tensors.
+    scale
+        The factor of each row's numeric changes, ``(B,)``.
+    """
+    delta = cf - x
+    return np.where(space.numeric > 0, scale.reshape(-1, 1) * delta / space.spread, 2.0 * delta)
 
 
 def project(ops: Ops, x: Tensor, u: Tensor, mask: Tensor, space: SpaceTensors, *, hard: bool) -> Tensor:

@@ -13,9 +13,7 @@ import numpy as np
 
 from alibi_countergan.backends import Backend
 from alibi_countergan.constraints import FeatureSpace, SpaceTensors
-from alibi_countergan.ops import NUMPY_OPS
 from alibi_countergan.params import CounteRGANConfig
-from alibi_countergan.refine import Variables
 from alibi_countergan.table import TableSchema
 
 
@@ -37,12 +35,6 @@ class FittedState:
         The parameters in the generator's encoded features (the explainer's ``config`` without a table).
     history
         The training losses, one dict per iteration (filled while training runs).
-    tensors
-        The feature space as numpy arrays, float32.
-    tensors64
-        The same in float64 (for float64 inputs, so that immutable features stay bit-exact).
-    variables
-        The variables of the feature space (a one-hot group is one variable), for the refinement.
     eye
         The one-hot target codes, ``(n_classes, n_classes)``.
     """
@@ -53,18 +45,12 @@ class FittedState:
     table: Optional[TableSchema]
     encoded: CounteRGANConfig
     history: List[Dict[str, float]] = field(default_factory=list)
-    tensors: SpaceTensors = field(init=False, repr=False)
-    tensors64: SpaceTensors = field(init=False, repr=False)
-    variables: Variables = field(init=False, repr=False)
     eye: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        tensors = self.space.tensors(NUMPY_OPS)
-        object.__setattr__(self, "tensors", tensors)
-        object.__setattr__(self, "tensors64", tensors.cast(np.float64))
-        object.__setattr__(self, "variables", Variables.from_space(self.space))
         object.__setattr__(self, "eye", np.eye(self.n_classes, dtype=np.float32))
 
     def tensors_for(self, dtype: np.dtype) -> SpaceTensors:
-        """The numpy space tensors for inputs of ``dtype`` (float64 or float32)."""
-        return self.tensors64 if dtype == np.float64 else self.tensors
+        """The numpy space tensors for inputs of ``dtype`` (:meth:`FeatureSpace.tensors_for
+        <alibi_countergan.constraints.FeatureSpace.tensors_for>` of :attr:`space`)."""
+        return self.space.tensors_for(dtype)

@@ -119,8 +119,7 @@ class Inference:
     def refiner(self, dtype: np.dtype, criterion: Criterion) -> Refiner:
         """The refinement of the generator's counterfactuals, for inputs of ``dtype``."""
         state = self.state
-        return Refiner(state.space, state.tensors_for(dtype), self.predict, criterion,
-                       regenerate=self.counterfactuals, variables=state.variables)
+        return Refiner(state.space, state.tensors_for(dtype), self.predict, criterion, regenerate=self.counterfactuals)
 
     def explain(self, X: Any, target_class: TargetClass, immutable_features: Sequence[FeatureKey], refine: bool,
                 criterion: Criterion, n_counterfactuals: int, meta: Dict[str, Any]) -> Explanation:

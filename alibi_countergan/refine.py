@@ -45,7 +45,7 @@ from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
-from alibi_countergan.constraints import FeatureSpace, SpaceTensors, project
+from alibi_countergan.constraints import FeatureSpace, SpaceTensors, project, residual_towards
 from alibi_countergan.ops import NUMPY_OPS
 
 BOUNDARY_MARGIN = 0.05
@@ -127,59 +127,6 @@ class Criterion:
         return won & (proba[np.arange(len(proba)), targets] >= self.target_proba)
 
 
-@dataclass(frozen=True)
-class Variables:
-    """The variables a counterfactual changes: each numeric column, and each one-hot group as a whole.
-
-    Attributes
-    ----------
-    starts
-        First column of each variable (variables are contiguous and in column order).
-    of_column
-        Variable index of each column.
-    is_group
-        Whether each variable is a one-hot group.
-    """
-
-    starts: np.ndarray
-    of_column: np.ndarray
-    is_group: np.ndarray
-
-    @classmethod
-    def from_space(cls, space: FeatureSpace) -> "Variables":
-        """The variables of a feature space."""
-        group_of = {start: stop for start, stop in space.groups}
-        starts: List[int] = []
-        is_group: List[bool] = []
-        column = 0
-        while column < space.n_features:
-            starts.append(column)
-            is_group.append(column in group_of)
-            column = group_of.get(column, column + 1)
-        start_arr = np.asarray(starts, dtype=np.int64)
-        of_column = np.repeat(np.arange(len(starts)), np.diff(np.append(start_arr, space.n_features)))
-        return cls(starts=start_arr, of_column=of_column, is_group=np.asarray(is_group, dtype=bool))
-
-    @property
-    def n(self) -> int:
-        """Number of variables."""
-        return int(self.starts.size)
-
-    def costs(self, x: np.ndarray, cf: np.ndarray, cost_scale: np.ndarray) -> np.ndarray:
-        """Cost of each variable's change, ``(B, n)``: ``|change| * cost_scale`` summed over its columns, so
-        ``|change| / spread`` for a numeric feature and the category cost for a switched category.
-
-        Parameters
-        ----------
-        x, cf
-            Originals and counterfactuals, flat ``(B, n_features)``.
-        cost_scale
-            :attr:`~alibi_countergan.constraints.SpaceTensors.cost_scale` as a numpy array.
-        """
-        size = np.abs(cf - x) * cost_scale
-        return np.add.reduceat(size, self.starts, axis=1) if self.n < x.shape[1] else size
-
-
 class Refiner:
     """Repairs and minimises a batch of counterfactuals with batched predictor calls (see the module).
 
@@ -207,20 +154,16 @@ class Refiner:
         stage.
     search_rounds
         Rounds of the repair stage's coordinate search (each moves one more variable, one predictor call).
-    variables
-        ``Variables.from_space(space)``, when the caller keeps it (it is the same for every call).
     """
 
     def __init__(self, space: FeatureSpace, tensors: SpaceTensors, predict: PredictFn, criterion: Criterion,
                  regenerate: Optional[RegenerateFn] = None, *, shrink_resolution: int = 125,
-                 max_exact_variables: int = 32, search_rounds: int = 3,
-                 variables: Optional[Variables] = None) -> None:
+                 max_exact_variables: int = 32, search_rounds: int = 3) -> None:
         self.space, self.tensors, self.predict = space, tensors, predict
         self.criterion, self.regenerate = criterion, regenerate
         self.shrink_resolution = shrink_resolution
         self.max_exact_variables, self.search_rounds = max_exact_variables, search_rounds
-        self.variables = Variables.from_space(space) if variables is None else variables
-        self.group_columns = self.variables.is_group[self.variables.of_column]
+        self.variables = space.variables
 
     # -- building and scoring candidates ---------------------------------------------------------------
 
@@ -228,8 +171,7 @@ class Refiner:
               keep: Optional[np.ndarray] = None) -> np.ndarray:
         """Candidates between ``x`` and ``cf``: numeric changes scaled by ``scale`` (one per row), categories
         switched as in ``cf``, variables where ``keep`` (per column) is 0 reverted; every constraint held."""
-        delta = cf - x
-        u = np.where(self.group_columns, 2.0 * delta, scale.reshape(-1, 1) * delta / self.space.spread)
+        u = residual_towards(x, cf, self.tensors, scale)
         m = mask if keep is None else mask * keep
         return project(NUMPY_OPS, x, u.astype(x.dtype), m.astype(x.dtype), self.tensors, hard=True)
 
@@ -240,7 +182,7 @@ class Refiner:
 
     def variable_costs(self, x: np.ndarray, cf: np.ndarray) -> np.ndarray:
         """Cost of each variable's change, ``(B, n_variables)`` (see :meth:`Variables.costs`)."""
-        return self.variables.costs(x, cf, self.tensors.cost_scale)
+        return self.variables.costs(x, cf, self.tensors)
 
     # -- the pipeline ----------------------------------------------------------------------------------
 

@@ -119,18 +119,14 @@ def explain_countergan(explainer: Any, x: np.ndarray, target: int, warmup: np.nd
 def cost_function(space: FeatureSpace) -> CostFn:
     """The cost between two batches of rows that CounteRGAN's ``mean_pairwise_distance`` uses.
 
-    :meth:`alibi_countergan.refine.Variables.costs` summed over the variables, with the space's
-    ``cost_scale``: ``|change| / spread`` for a numerical feature (spread: its standard deviation in the
-    training rows) and the category cost (1) for a switched one-hot group.
+    :meth:`alibi_countergan.constraints.Variables.costs` summed over the variables, in float64:
+    ``|change| / spread`` for a numerical feature (spread: its standard deviation in the training rows) and
+    the category cost (1) for a switched one-hot group.
     """
-    from alibi_countergan.ops import NUMPY_OPS
-    from alibi_countergan.refine import Variables
-
-    variables = Variables.from_space(space)
-    scale = np.asarray(space.tensors(NUMPY_OPS).cost_scale, dtype=np.float64)
+    variables, tensors = space.variables, space.tensors_for(np.float64)
 
     def cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.asarray(variables.costs(a.astype(np.float64), b.astype(np.float64), scale).sum(axis=1))
+        return np.asarray(variables.costs(a.astype(np.float64), b.astype(np.float64), tensors).sum(axis=1))
 
     return cost
 
