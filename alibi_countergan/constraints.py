@@ -29,7 +29,7 @@ Order of the projection (each step keeps what the previous ones guaranteed):
 
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -111,6 +111,11 @@ class FeatureSpace:
             grids=tuple((j, ops.constant(g.astype(np.float32))) for j, g in self.grids),
             min_change=self.min_change,
         )
+
+    def network_inputs(self, x: np.ndarray) -> np.ndarray:
+        """Flat rows ``x`` standardised (:func:`standardise`, computed with this space's float64 statistics) and
+        cast to float32, as the generator and discriminator take them."""
+        return np.asarray(standardise(x, self), dtype=np.float32)
 
     def tensors_for(self, dtype: Any) -> "SpaceTensors":
         """The space as numpy tensors for inputs of ``dtype``: float64 for float64 inputs (so that immutable
@@ -269,8 +274,9 @@ def wasted_residual(ops: Ops, x: Tensor, u: Tensor, mask: Tensor, cf: Tensor, sp
     return ops.mean(waste, axis=1)
 
 
-def standardise(x: Tensor, space: SpaceTensors) -> Tensor:
-    """Centre and scale features for the networks' inputs."""
+def standardise(x: Tensor, space: Union[SpaceTensors, FeatureSpace]) -> Tensor:
+    """Centre and scale features for the networks' inputs: ``(x - center) / spread``, on any tensors (only the
+    space's ``center`` and ``spread`` are read)."""
     return (x - space.center) / space.spread
 
 

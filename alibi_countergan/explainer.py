@@ -491,7 +491,7 @@ class CounteRGAN(ParameterAttributes, Explainer, FitMixin):
         trainee.meta["params"]["n_classes"] = n_classes
         trainee._fitted = state
         rng = np.random.default_rng(self.seed)
-        x_std = ((flat - space.center) / space.spread).astype(np.float32)
+        x_std = space.network_inputs(flat)
         mask_rate = self.random_mask_rate if self.random_mask_rate is not None else (
             0.0 if core.image is not None else 0.5)
         sampler = BatchSampler(flat, x_std, proba, space, self.white_box, self.batch_size, rng,

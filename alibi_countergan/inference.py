@@ -85,7 +85,7 @@ class Inference:
         """Counterfactuals for flat rows ``x`` (float32 or float64) and one target each: one forward pass."""
         state = self.state
         space = state.space
-        x_std = ((x - space.center) / space.spread).astype(np.float32)
+        x_std = space.network_inputs(x)
         mask32 = mask.astype(np.float32)
         rows = chunk_rows(x.shape[1])
         chunks = [slice(i, i + rows) for i in range(0, len(x), rows)]
