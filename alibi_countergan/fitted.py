@@ -12,7 +12,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from alibi_countergan.backends import Backend
-from alibi_countergan.constraints import FeatureSpace, SpaceTensors
+from alibi_countergan.constraints import FeatureSpace
 from alibi_countergan.params import CounteRGANConfig
 from alibi_countergan.table import TableSchema
 
@@ -49,8 +49,3 @@ class FittedState:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "eye", np.eye(self.n_classes, dtype=np.float32))
-
-    def tensors_for(self, dtype: np.dtype) -> SpaceTensors:
-        """The numpy space tensors for inputs of ``dtype`` (:meth:`FeatureSpace.tensors_for
-        <alibi_countergan.constraints.FeatureSpace.tensors_for>` of :attr:`space`)."""
-        return self.space.tensors_for(dtype)

@@ -90,7 +90,7 @@ class Inference:
         rows = chunk_rows(x.shape[1])
         chunks = [slice(i, i + rows) for i in range(0, len(x), rows)]
         u = np.concatenate([state.backend.generate(x_std[c], state.eye[target[c]], mask32[c]) for c in chunks])
-        return project(NUMPY_OPS, x, u.astype(x.dtype), mask.astype(x.dtype), state.tensors_for(x.dtype), hard=True)
+        return project(NUMPY_OPS, x, u.astype(x.dtype), mask.astype(x.dtype), space.tensors_for(x.dtype), hard=True)
 
     def proposals(self, flat: np.ndarray, targets: Optional[np.ndarray], mask: np.ndarray
                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -118,8 +118,8 @@ class Inference:
 
     def refiner(self, dtype: np.dtype, criterion: Criterion) -> Refiner:
         """The refinement of the generator's counterfactuals, for inputs of ``dtype``."""
-        state = self.state
-        return Refiner(state.space, state.tensors_for(dtype), self.predict, criterion, regenerate=self.counterfactuals)
+        space = self.state.space
+        return Refiner(space, space.tensors_for(dtype), self.predict, criterion, regenerate=self.counterfactuals)
 
     def explain(self, X: Any, target_class: TargetClass, immutable_features: Sequence[FeatureKey], refine: bool,
                 criterion: Criterion, n_counterfactuals: int, meta: Dict[str, Any]) -> Explanation:
