@@ -21,6 +21,7 @@ them whole unless the user declares them continuous.
 
 import json
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import attr
@@ -74,6 +75,12 @@ class TableColumn:
     def width(self) -> int:
         """Number of encoded columns."""
         return len(self.categories) if self.kind == CATEGORY else 1
+
+    @cached_property
+    def category_index(self) -> pd.Index:
+        """The categories as a pandas Index, built once: their codes are its positions (as ``pd.Categorical``
+        finds them, with ``Index.get_indexer``; -1 for a value that is not a category)."""
+        return pd.Index(list(self.categories))
 
     def encoded_names(self) -> List[str]:
         """Names of the encoded columns: the name, or ``name=category`` per category."""
@@ -386,7 +393,7 @@ class TableSchema:
                 whole = (values == np.round(values)) & (values >= 0) & (values < c.width)
                 codes = np.where(whole, values, -1).astype(np.int64)
             else:
-                codes = pd.Categorical(series, categories=list(c.categories)).codes
+                codes = c.category_index.get_indexer(series.to_numpy())
             if np.any(codes < 0):
                 row = int(np.flatnonzero(codes < 0)[0])
                 raise ValueError(f"{what}: column {c.name!r} holds the unknown category {series.iloc[row]!r} (row "
@@ -516,7 +523,7 @@ def _plain(value: Any) -> Any:
 
 
 def _check_complete(series: pd.Series, name: str, what: str = "X") -> None:
-    missing = series.isna().to_numpy()
+    missing = pd.isna(series.to_numpy())  # on the array: a tenth of Series.isna's cost for one row
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
         raise ValueError(f"{what}: column {name!r} has a missing value ({series.iloc[row]!r}, row {row}); fill or "
@@ -700,7 +707,9 @@ def _residual(schema: TableSchema, x: Any, cf: Any) -> Any:
     if isinstance(x, pd.DataFrame):  # whole columns (integer, bool) change by whole numbers
         types = {c.name: np.int64 if c.kind in (INTEGER, BOOL) else np.float64 for c in schema.columns
                  if c.kind != CATEGORY}
-        return cf[numeric].astype(types) - x[numeric].astype(types)
+        # column by column on arrays: a tenth of the cost of astype and subtraction on frames, for one row
+        return pd.DataFrame({name: cf[name].to_numpy(dtype=types[name]) - x[name].to_numpy(dtype=types[name])
+                             for name in numeric}, index=x.index, columns=numeric)
     out = np.asarray(cf, dtype=np.float64) - np.asarray(x, dtype=np.float64)
     out[:, [j for j, c in enumerate(schema.columns) if c.kind == CATEGORY]] = np.nan
     return out

@@ -20,6 +20,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from alibi_countergan import CounteRGAN
 from alibi_countergan.datasets import compas_csv
+from alibi_countergan.table import TableSchema
 
 COMPAS_CATEGORIES = ["sex", "race", "c_charge_degree"]
 COMPAS_INTEGERS = ["age", "priors_count", "days_b_screening_arrest", "juv_fel_count", "juv_misd_count",
@@ -342,3 +343,19 @@ def test_whole_columns_refuse_fractions_and_residuals_stay_whole(compas_table, c
         explainer.explain(rows.assign(priors_count=[2.5, 1, 0]), target_class=1)
     residual = explainer.explain(rows, target_class=1).residual
     assert list(residual.columns) == COMPAS_INTEGERS and (residual.dtypes == np.int64).all()
+
+
+@pytest.mark.parametrize("categories, values", [
+    ([1, 2, 3], [1.0, np.int64(2), 3, 2]), (["a", "b"], [np.str_("a"), "b", "a"]), ([0.5, 1.5], [0.5, np.float32(1.5)]),
+])
+def test_a_categorical_column_is_coded_as_pandas_codes_it(categories, values):
+    """Reading looks categories up in a cached Index: the codes (and the refusals) are pd.Categorical's."""
+    fit = pd.DataFrame({"c": pd.Series(categories, dtype=object), "n": np.arange(len(categories), dtype=float)})
+    schema = TableSchema.from_frame(fit, category_map={"c": categories})
+    rows = pd.DataFrame({"c": pd.Series(values, dtype=object), "n": np.zeros(len(values))})
+    encoded = schema.read(rows)[0]
+    expected = pd.Categorical(rows["c"], categories=categories).codes
+    np.testing.assert_array_equal(encoded[:, :len(categories)].argmax(axis=1), expected)
+    unknown = pd.DataFrame({"c": pd.Series([values[0], "zz"], dtype=object), "n": [0.0, 0.0]})
+    with pytest.raises(ValueError, match="column 'c' holds the unknown category 'zz' \\(row 1\\)"):
+        schema.read(unknown)
