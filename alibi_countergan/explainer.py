@@ -601,8 +601,9 @@ class CounteRGAN(ParameterAttributes, Explainer, FitMixin):
         refine
             Whether to refine the generator's output (repair rows that miss their target, revert the
             changes the target does not need and shrink the rest; see :mod:`alibi_countergan.refine`);
-            None uses the constructor's ``refine``. The refinement calls the predictor a few times per
-            ``explain`` (for the whole batch at once), never once per row.
+            None uses the constructor's ``refine``. The refinement calls the predictor once for a tabular
+            row or a small batch in the common case, a few times for larger ones (for the whole batch at
+            once), never once per row.
         target_proba
             When a counterfactual reaches its target, for this request; None uses the constructor's.
         n_counterfactuals

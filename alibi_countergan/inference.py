@@ -20,7 +20,7 @@ from alibi_countergan.diverse import describe, diverse_counterfactuals, ranked
 from alibi_countergan.features import FeatureKey, check_onehot, freeze, resolve_features
 from alibi_countergan.fitted import FittedState
 from alibi_countergan.ops import NUMPY_OPS
-from alibi_countergan.refine import Criterion, Refiner
+from alibi_countergan.refine import SEARCH_OTHER_CLASSES, Criterion, Refiner, Search, choose_targets, search_budget
 from alibi_countergan.table import TableSchema, table_explanation
 from alibi_countergan.targets import TargetClass, resolve_targets
 
@@ -109,12 +109,65 @@ class Inference:
             best = proba_all[np.arange(len(rows)), candidates.reshape(-1)].reshape(n, k - 1).argmax(axis=1)
             pick = np.arange(n) * (k - 1) + best
             return candidates[np.arange(n), best], cf_all[pick], proba_all[pick], orig_proba
-        cf_flat = self.counterfactuals(flat, targets, mask)
-        both = self.predict(np.concatenate([flat, cf_flat]))
-        orig_proba, cf_proba = both[:n], both[n:]
+        return self.scored(flat, self.counterfactuals(flat, targets, mask), targets[:, None])
+
+    def scored(self, flat: np.ndarray, proposals: np.ndarray, options: np.ndarray
+               ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The originals and the proposals scored in one call, each row's target chosen among its ``options`` (see
+        :meth:`Refiner.search`): ``(targets, cf, cf_proba, orig_proba)``. A row the predictor already assigns to
+        its target is its own counterfactual."""
+        n = len(flat)
+        proba = self.predict(np.concatenate([flat, proposals]))
+        orig_proba, prop_proba = proba[:n], proba[n:]
+        targets, source = choose_targets(options, orig_proba, prop_proba)
+        cf, cf_proba = proposals[source], prop_proba[source]
         already = orig_proba.argmax(axis=1) == targets
-        cf_flat[already], cf_proba[already] = flat[already], orig_proba[already]
-        return targets, cf_flat, cf_proba, orig_proba
+        cf[already], cf_proba[already] = flat[already], orig_proba[already]
+        return targets, cf, cf_proba, orig_proba
+
+    def searched(self, flat: np.ndarray, targets: Optional[np.ndarray], mask: np.ndarray, refiner: Refiner
+                 ) -> Optional[Search]:
+        """The generator's proposals refined by :meth:`Refiner.search` in one predictor call, for a small batch of
+        rows that are not wide; None, with no call, for the others (see
+        :data:`~alibi_countergan.refine.SEARCH_CALL_VALUES`).
+
+        For ``targets`` None ('other') with up to :data:`SEARCH_OTHER_CLASSES` classes, every class's proposal is
+        made and scored (the original's class is known only after the call). Where the candidates turn out to be
+        too many for one call, the proposals are scored alone in that call, with nothing refined.
+        """
+        n, k = len(flat), self.state.n_classes
+        if targets is None and k > SEARCH_OTHER_CLASSES:
+            return None
+        options = np.tile(np.arange(k), (n, 1)) if targets is None else targets[:, None]
+        m = options.shape[1]
+        if refiner.wide or search_budget(n * (m + 1), flat.shape[1]) < 0:
+            return None
+        rows = np.repeat(np.arange(n), m)
+        proposals = self.counterfactuals(flat[rows], options.reshape(-1), mask[rows])
+        found = refiner.search(flat, proposals, options, mask)
+        if found is not None:
+            return found
+        targets, cf, cf_proba, x_proba = self.scored(flat, proposals, options)
+        return Search(targets=targets, cf=cf, proba=cf_proba, x_proba=x_proba, done=x_proba.argmax(axis=1) == targets)
+
+    def first_counterfactuals(self, flat: np.ndarray, targets: Optional[np.ndarray], mask: np.ndarray,
+                              refiner: Refiner, refine: bool
+                              ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The counterfactual of each row: ``(targets, cf, cf_proba, orig_proba)``. With ``refine``, the one-call
+        search where it applies (:meth:`searched`), then the refinement's stages for the rows it leaves over;
+        without, the generator's proposals."""
+        searched = self.searched(flat, targets, mask, refiner) if refine else None
+        if searched is None:
+            targets, cf, cf_proba, orig_proba = self.proposals(flat, targets, mask)
+            done = orig_proba.argmax(axis=1) == targets
+        else:
+            targets, cf, cf_proba, orig_proba = searched.targets, searched.cf, searched.proba, searched.x_proba
+            done = searched.done
+        todo = np.flatnonzero(~done)
+        if refine and todo.size:
+            cf[todo], cf_proba[todo] = refiner.refine(flat[todo], cf[todo], targets[todo], mask[todo], cf_proba[todo],
+                                                      orig_proba[todo])
+        return targets, cf, cf_proba, orig_proba
 
     def refiner(self, dtype: np.dtype, criterion: Criterion) -> Refiner:
         """The refinement of the generator's counterfactuals, for inputs of ``dtype``."""
@@ -142,13 +195,8 @@ class Inference:
         frozen = resolve_features(list(immutable_features), core.n_features, core.feature_names,
                                   "immutable_features", space.groups)
         mask = np.broadcast_to(freeze(space.mutable, frozen, space.groups), flat.shape)
-        targets, cf_flat, cf_proba, orig_proba = self.proposals(flat, targets, mask)
         refiner = self.refiner(flat.dtype, criterion)
-        if refine:
-            todo = np.flatnonzero(orig_proba.argmax(axis=1) != targets)
-            if todo.size:
-                cf_flat[todo], cf_proba[todo] = refiner.refine(
-                    flat[todo], cf_flat[todo], targets[todo], mask[todo], cf_proba[todo], orig_proba[todo])
+        targets, cf_flat, cf_proba, orig_proba = self.first_counterfactuals(flat, targets, mask, refiner, refine)
         diverse = None
         if n_counterfactuals > 1:
             found = diverse_counterfactuals(flat, cf_flat, cf_proba, targets, mask, refiner, self.counterfactuals,

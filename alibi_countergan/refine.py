@@ -2,7 +2,24 @@
 
 The generator proposes a counterfactual in one forward pass; it is trained to be valid and small on
 average, not for each row. :class:`Refiner` post-processes a whole batch of proposals with a handful of
-batched predictor calls (no gradients, so black-box predictors work the same), in three stages:
+batched predictor calls (no gradients, so black-box predictors work the same).
+
+**One call for a small batch of tabular rows.** :meth:`Refiner.search` builds, before any predictor call, the
+candidates the stages below would try: for a proposal that changes 1 to :data:`SEARCH_VARIABLES` variables, each
+non-empty subset of its changes kept, at each of :data:`SEARCH_STEPS` scales of the residual and at the repair
+stage's :data:`GROW_SCALES` (a subset of categories only at scale 1, which scales do not move). The originals, the
+proposals and those candidates are scored in one call and, per row, the cheapest that reaches the target wins (a
+first counterfactual never stops at a grown one: that grid is too coarse; the alternatives of
+:mod:`alibi_countergan.diverse` may). That is a joint search over subsets
+and scales: it holds every candidate of the drop stage, so it is never costlier than that stage, and it finds
+what the drop-then-shrink sequence cannot (a larger subset shrunk further). It scores more rows than the stages
+(hundreds to a few thousand per row instead of about a hundred), which is cheap where a call's fixed cost
+dominates (one row, a few rows, a served classifier) and not for a large batch: a batch whose candidates would
+hold more than :data:`SEARCH_CALL_VALUES` values takes the stages instead, with a few calls of fewer rows. The
+rows that no candidate brings to the target, and those whose proposal changes more variables, go on to the
+stages too.
+
+**The stages** (large batches, images, and the rows the search leaves over):
 
 1. **Repair** the rows whose proposal misses its target: the generator is applied again to its own
    output, and the residual is grown (scaled by 1.5, 2 and 3); the cheapest candidate that reaches the
@@ -40,6 +57,7 @@ returned, with the probabilities the predictor gave them.
 probability instead, as Wachter et al.'s ``target_proba`` does.
 """
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
@@ -66,6 +84,25 @@ reverted greedily (two calls)."""
 
 INTERPOLATION_ROUNDS = 3
 """Predictor calls (one candidate per row each) of the shrinking search of wide rows (images)."""
+
+SEARCH_STEPS = 48
+"""Scales of the residual per subset of changed variables in the one-call search (:meth:`Refiner.search`): the
+residual times ``1 / SEARCH_STEPS``, ``2 / SEARCH_STEPS``, ..., 1."""
+
+SEARCH_VARIABLES = 8
+"""Proposals that change up to this many variables have every non-empty subset of their changes searched (at most
+255, each at every scale: about 13,000 candidates for 8 numeric changes, which fits one call for a row of up to
+20 features with an explicit target, up to 10 for 'other' with two classes); those that change more go through the
+stages (greedy drop)."""
+
+SEARCH_CALL_VALUES = 2 ** 18
+"""The one-call search runs when the values it would score (originals, proposals and candidates, times features)
+fit in this many: a single tabular row of up to 32 variables always does, a batch of a few dozen narrow rows
+does. Larger batches take the stages, whose calls hold a few times the batch instead of hundreds of times."""
+
+SEARCH_OTHER_CLASSES = 3
+"""For the target 'other' with up to this many classes, the search takes every class's proposal (the original's
+class is known only after the call); with more, the stages."""
 
 GROW_SCALES = (1.5, 2.0, 3.0)
 """Scales of the residual tried when a counterfactual misses its target."""
@@ -125,6 +162,36 @@ class Criterion:
         if self.target_proba is None:
             return won
         return won & (proba[np.arange(len(proba)), targets] >= self.target_proba)
+
+
+@dataclass(frozen=True)
+class Search:
+    """What :meth:`Refiner.search` found for a batch, with one predictor call.
+
+    Attributes
+    ----------
+    targets
+        Target class per row.
+    cf, proba
+        Per row, the cheapest candidate that reaches the target, and its probabilities; the original where it is
+        already of its target class; the generator's proposal where no candidate reaches the target.
+    x_proba
+        The predictor's probabilities for the originals.
+    done
+        Rows that need nothing more: refined, or already of their target class. The others go through
+        :meth:`Refiner.refine`: no candidate reaches the target (grown ones count only when accepted), or the
+        proposal changes more than :data:`SEARCH_VARIABLES` variables.
+    pool
+        When asked for: ``(row, cf, proba)`` of every subset's cheapest candidate that reaches its row's target
+        (rows not already of their target class), for the alternatives of :mod:`alibi_countergan.diverse`.
+    """
+
+    targets: np.ndarray
+    cf: np.ndarray
+    proba: np.ndarray
+    x_proba: np.ndarray
+    done: np.ndarray
+    pool: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None
 
 
 class Refiner:
@@ -191,6 +258,132 @@ class Refiner:
         """Whether the rows have more variables than :attr:`max_exact_variables` (images): no drop stage then, and
         the shrinking search interpolates (see the module)."""
         return self.variables.n > self.max_exact_variables
+
+    # -- the one-call search (small batches of rows that are not wide) --------------------------------
+
+    def search(self, x: np.ndarray, proposals: np.ndarray, options: np.ndarray, mask: np.ndarray,
+               pool: bool = False, accept_grown: bool = False) -> Optional[Search]:
+        """Score the originals, the generator's proposals and their candidates in one predictor call (see the
+        module); None, with no call, when the rows are wide or the candidates would hold more than
+        :data:`SEARCH_CALL_VALUES` values (the caller then takes the stages).
+
+        Parameters
+        ----------
+        x
+            Originals, flat ``(n, n_features)``.
+        proposals
+            The generator's counterfactual for each row and target option, ``(n * m, n_features)``, row-major.
+        options
+            Target options per row, ``(n, m)``: one column, the target; or every class (``m = n_classes``,
+            column ``c`` for class ``c``) for the target 'other', which is then the class other than the
+            original's whose proposal the predictor rates highest (as the stages' caller chooses it).
+        mask
+            1 where a feature may change, per row.
+        pool
+            Also return every subset's cheapest candidate that reaches the target (:attr:`Search.pool`).
+        accept_grown
+            Whether a row may be done with a candidate that grows the residual (a scale of :data:`GROW_SCALES`).
+            False: those candidates are only in the pool, and a row that only they bring to the target is left
+            to the stages, which repair it as they would without the search (a grid that coarse is no place to
+            stop for a first counterfactual); True: they compete with the others (alternatives, which the first
+            counterfactual already ranks below).
+        """
+        n, m = options.shape
+        if self.wide:
+            return None
+        source_row = np.repeat(np.arange(n), m)
+        xs, masks = (x, mask) if m == 1 else (x[source_row], mask[source_row])
+        changed = self.variable_costs(xs, proposals) > 0
+        plan = self._plan(changed, search_budget(n * (m + 1), x.shape[1]))
+        if plan is None:
+            return None
+        owner, scale, keep, subset = plan
+        candidates = self.build(xs[owner], proposals[owner], masks[owner], scale,
+                                keep[:, self.variables.of_column].astype(x.dtype))
+        proba = self.predict(np.concatenate([x, proposals, candidates]))
+        x_proba, prop_proba, cand_proba = proba[:n], proba[n:n * (m + 1)], proba[n * (m + 1):]
+        targets, source = choose_targets(options, x_proba, prop_proba)
+        row_of = np.full(len(proposals), -1)  # the row each proposal serves (-1: another target's, not chosen)
+        row_of[source] = np.arange(n)
+        cand_row = row_of[owner]
+        cf, cf_proba, met = self._pick(x, proposals[source], prop_proba[source], targets, cand_row, candidates,
+                                       cand_proba, accept_grown | (scale <= 1))
+        already = x_proba.argmax(axis=1) == targets
+        cf[already], cf_proba[already] = x[already], x_proba[already]
+        many = changed.sum(axis=1)[source] > SEARCH_VARIABLES
+        found = None
+        if pool:
+            live = np.flatnonzero((cand_row >= 0) & ~already[np.maximum(cand_row, 0)])
+            live = live[self.criterion.met(cand_proba[live], targets[cand_row[live]])]
+            # the smallest scale of each subset that reaches the target: the first such candidate of its group
+            _, first = np.unique(owner[live] * 2 ** SEARCH_VARIABLES + subset[live], return_index=True)
+            live = live[first]
+            found = (cand_row[live], candidates[live], cand_proba[live])
+        return Search(targets=targets, cf=cf, proba=cf_proba, x_proba=x_proba, done=already | (met & ~many),
+                      pool=found)
+
+    def _plan(self, changed: np.ndarray, budget: int
+              ) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """The candidates of :meth:`search` for proposals changing the variables ``changed``
+        ``(P, n_variables)``: ``(owner, scale, keep, subset)``, the proposal of each (ascending), its scale of the
+        residual (ascending within a subset), its kept variables ``(N, n_variables)`` and the index of its subset
+        among its proposal's; None when there would be more than ``budget``."""
+        v = self.variables
+        n_changed = changed.sum(axis=1)
+        searched = np.flatnonzero((n_changed >= 1) & (n_changed <= SEARCH_VARIABLES))
+        counts = n_changed[searched]
+        which = np.nonzero(changed[searched])[1]  # each searched proposal's changed variables, in order
+        first = np.cumsum(counts) - counts
+        # a proposal's kind: how many variables it changes and which of them are numeric (a bit each); proposals
+        # of one kind share a template of candidates
+        place = np.arange(len(which)) - np.repeat(first, counts)
+        numeric = (~v.is_group[which]).astype(np.int64) << place
+        kinds = counts * 2 ** SEARCH_VARIABLES + (np.add.reduceat(numeric, first) if searched.size else first)
+        unique, n_of_kind = np.unique(kinds, return_counts=True)
+        templates = [_search_template(int(kind) >> SEARCH_VARIABLES, int(kind) % 2 ** SEARCH_VARIABLES, SEARCH_STEPS)
+                     for kind in unique]
+        if sum(len(t[1]) * int(c) for t, c in zip(templates, n_of_kind)) > budget:
+            return None
+        owners, scales, subsets = [np.zeros(0, dtype=np.int64)], [np.zeros(0)], [np.zeros(0, dtype=np.int64)]
+        keeps = [np.zeros((0, v.n), dtype=bool)]
+        for kind, (kept, scale, subset) in zip(unique, templates):
+            at = np.flatnonzero(kinds == kind)
+            k = int(kind) >> SEARCH_VARIABLES
+            where = which[first[at][:, None] + np.arange(k)]  # (rows, k) variable indices
+            keep = np.zeros((len(at), len(scale), v.n), dtype=bool)
+            r, c = np.arange(len(at))[:, None, None], np.arange(len(scale))[None, :, None]
+            keep[r, c, where[:, None, :]] = kept[None]
+            owners.append(np.repeat(searched[at], len(scale)))
+            scales.append(np.tile(scale, len(at)))
+            subsets.append(np.tile(subset, len(at)))
+            keeps.append(keep.reshape(-1, v.n))
+        owner = np.concatenate(owners)
+        order = np.argsort(owner, kind="stable")
+        return (owner[order], np.concatenate(scales)[order], np.concatenate(keeps)[order],
+                np.concatenate(subsets)[order])
+
+    def _pick(self, x: np.ndarray, cf: np.ndarray, proba: np.ndarray, targets: np.ndarray, cand_row: np.ndarray,
+              candidates: np.ndarray, cand_proba: np.ndarray, allowed: np.ndarray
+              ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per row, the cheapest of its proposal ``cf`` and its ``allowed`` candidates (those whose ``cand_row`` is
+        the row) that reaches the target: ``(cf, proba, met)``, ``met`` False (and the proposal kept) where none
+        does."""
+        cf, proba = cf.copy(), proba.copy()
+        met = self.criterion.met(proba, targets)
+        cost = np.where(met, self.cost(x, cf), np.inf)
+        live = np.flatnonzero((cand_row >= 0) & allowed)
+        live = live[self.criterion.met(cand_proba[live], targets[cand_row[live]])]
+        if live.size:
+            rows = cand_row[live]
+            cand_cost = self.cost(x[rows], candidates[live])
+            best = _argmin_per_row(rows, cand_cost, len(x))
+            better = np.flatnonzero(best >= 0)
+            better = better[cand_cost[best[better]] < cost[better]]
+            cf[better], proba[better] = candidates[live[best[better]]], cand_proba[live[best[better]]]
+            met[better] = True
+        return cf, proba, met
+
+    # -- the stages -----------------------------------------------------------------------------------
 
     def refine(self, x: np.ndarray, cf: np.ndarray, targets: np.ndarray, mask: np.ndarray,
                proba: np.ndarray, x_proba: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
@@ -420,3 +613,42 @@ def _argmin_per_row(owner: np.ndarray, key: np.ndarray, n_rows: int) -> np.ndarr
         rows, first = np.unique(owner[order], return_index=True)
         out[rows] = order[first]
     return out
+
+
+def search_budget(n_scored: int, n_features: int) -> int:
+    """How many candidates the one-call search may add to a call that scores ``n_scored`` rows already (originals
+    and proposals) of ``n_features`` each, within :data:`SEARCH_CALL_VALUES`; negative: not even those fit."""
+    return SEARCH_CALL_VALUES // n_features - n_scored
+
+
+def choose_targets(options: np.ndarray, x_proba: np.ndarray, prop_proba: np.ndarray
+                    ) -> Tuple[np.ndarray, np.ndarray]:
+    """The target of each row and the index of its proposal (see :meth:`Refiner.search`'s ``options``)."""
+    n, m = options.shape
+    rows = np.arange(n)
+    if m == 1:
+        return options[:, 0].copy(), rows
+    k = x_proba.shape[1]
+    order = (x_proba.argmax(axis=1)[:, None] + np.arange(1, k)[None, :]) % k  # the other classes, in that order
+    rated = prop_proba.reshape(n, m, k)[rows[:, None], order, order]
+    targets = order[rows, rated.argmax(axis=1)]
+    return targets, rows * m + targets
+
+
+@functools.cache
+def _search_template(k: int, numeric_bits: int, steps: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The candidates of a proposal that changes ``k`` variables, numeric where ``numeric_bits`` has a bit:
+    ``(kept, scale, subset)``, each non-empty subset of the ``k`` (True where kept, ``(N, k)``) at every scale of the
+    grid of ``steps`` in ascending order, or at scale 1 alone when it keeps no numeric variable, and the index of
+    each candidate's subset."""
+    subsets = ((np.arange(1, 2 ** k)[:, None] >> np.arange(k)[None, :]) & 1).astype(bool)
+    numeric = ((numeric_bits >> np.arange(k)) & 1).astype(bool)
+    moves = (subsets & numeric).any(axis=1)
+    grid = np.concatenate([np.arange(1, steps + 1) / steps, GROW_SCALES])
+    repeats = np.where(moves, len(grid), 1)
+    at = np.arange(int(repeats.sum())) - np.repeat(np.cumsum(repeats) - repeats, repeats)
+    scale = np.where(np.repeat(moves, repeats), grid[at % len(grid)], 1.0)
+    kept = np.repeat(subsets, repeats, axis=0)
+    subset = np.repeat(np.arange(len(subsets)), repeats)
+    kept.flags.writeable = scale.flags.writeable = subset.flags.writeable = False
+    return kept, scale, subset

@@ -8,7 +8,7 @@ the same data with the same recipe. A framework that is not installed removes it
 
 import os
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 import pytest
@@ -38,6 +38,25 @@ if "pytorch" in INSTALLED:
 def backend(request) -> Framework:
     """The helper of one installed framework; tests using it run once per installed backend."""
     return FRAMEWORKS[request.param]()
+
+
+@pytest.fixture
+def count_predictor_calls(monkeypatch) -> Callable[[CounteRGAN], List[int]]:
+    """``calls = count_predictor_calls(explainer)``: the rows of each predictor call ``explainer`` makes from then on
+    are appended to ``calls`` (until the test ends)."""
+
+    def install(explainer: CounteRGAN) -> List[int]:
+        calls: List[int] = []
+        predict = explainer._predict
+
+        def counting(x: np.ndarray, *args: Any, **kwargs: Any) -> np.ndarray:
+            calls.append(len(x))
+            return predict(x, *args, **kwargs)
+
+        monkeypatch.setattr(explainer, "_predict", counting)
+        return calls
+
+    return install
 
 
 @pytest.fixture(scope="session")

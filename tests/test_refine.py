@@ -238,3 +238,64 @@ def test_validity_does_not_fall_as_training_runs_longer(backend, pima, pima_mode
         validity[steps] = float(explainer.explain(X_test, target_class="other").success.mean())
     assert min(validity.values()) >= 0.9, validity
     assert validity[2000] >= validity[250] - 0.03, validity
+
+
+def test_a_refined_tabular_row_takes_one_predictor_call_and_is_no_costlier_than_the_stages(
+        pima, pima_whitebox, monkeypatch, count_predictor_calls):
+    _, _, X_test, _, _ = pima
+    from alibi_countergan import refine
+
+    with monkeypatch.context() as patched:
+        patched.setattr(refine, "SEARCH_CALL_VALUES", 0)  # the stages, as for a large batch
+        staged = pima_whitebox.explain(X_test[:40], target_class="other")
+    calls = count_predictor_calls(pima_whitebox)
+    for target in ("other", staged.target):
+        counts, alone = [], []
+        for i in range(40):
+            calls.clear()
+            asked = target if isinstance(target, str) else int(target[i])
+            alone.append(pima_whitebox.explain(X_test[i:i + 1], target_class=asked))
+            counts.append(len(calls))
+        assert np.median(counts) == 1, counts
+        assert [e.target for e in alone] == list(staged.target)
+        success = np.array([e.success for e in alone])
+        assert np.all(success[staged.success])  # what the stages reach, one call reaches too
+        cf = np.concatenate([e.cf["X"] for e in alone])
+        both = success & staged.success
+        # the joint search over subsets and scales: on average no costlier than the drop and shrink stages
+        assert _cost(pima_whitebox, X_test[:40], cf)[both].mean() <= _cost(
+            pima_whitebox, X_test[:40], staged.cf["X"])[both].mean() * 1.01
+        broken = violations(X_test[:40], cf, pima_whitebox.space_)
+        assert all(int(v.sum()) == 0 for v in broken.values())
+
+
+def test_the_one_call_search_is_never_costlier_than_the_exhaustive_drop_stage(pima, pima_whitebox):
+    _, _, X_test, _, _ = pima
+    raw = pima_whitebox.explain(X_test, target_class="other", refine=False)
+    refiner = pima_whitebox._inference(pima_whitebox._state()).refiner(np.dtype(np.float32), Criterion())
+    flat, cf = X_test.reshape(len(X_test), -1), raw.cf["X"].reshape(len(X_test), -1)
+    changed = (refiner.variable_costs(flat, cf) > 0).sum(axis=1)
+    rows = np.flatnonzero(Criterion().met(raw.cf["proba"], raw.target) & (changed >= 1) & (changed <= 5))[:12]
+    mask = np.broadcast_to(pima_whitebox.space_.mutable, flat.shape)[rows]
+    found = refiner.search(flat[rows], cf[rows], raw.target[rows, None], mask)
+    assert found is not None  # a dozen Pima rows fit in one call
+    dropped, _ = refiner._drop(flat[rows], raw.target[rows], mask, cf[rows], raw.cf["proba"][rows])
+    assert found.done.all() and Criterion().met(found.proba, raw.target[rows]).all()
+    # every subset at scale 1 is among the search's candidates
+    assert np.all(refiner.cost(flat[rows], found.cf) <= refiner.cost(flat[rows], dropped) + 1e-5)
+    assert all(int(v.sum()) == 0 for v in violations(flat[rows], found.cf, pima_whitebox.space_, mask=mask).values())
+    np.testing.assert_allclose(found.proba, refiner.predict(found.cf), atol=1e-6)  # the probabilities it returns
+
+
+def test_a_batch_too_large_for_one_call_is_refined_in_stages(pima, pima_whitebox, monkeypatch,
+                                                             count_predictor_calls):
+    _, _, X_test, _, _ = pima
+    from alibi_countergan import refine
+
+    one_call = pima_whitebox.explain(X_test[:3], target_class="other")
+    monkeypatch.setattr(refine, "SEARCH_CALL_VALUES", 0)
+    calls = count_predictor_calls(pima_whitebox)
+    staged = pima_whitebox.explain(X_test[:3], target_class="other")
+    assert len(calls) >= 2
+    np.testing.assert_array_equal(staged.target, one_call.target)
+    np.testing.assert_array_equal(staged.success, one_call.success)
