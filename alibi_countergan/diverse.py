@@ -5,12 +5,15 @@ propose a counterfactual that avoids any given variable. :func:`diverse_counterf
 for each variable the first counterfactual changes, the generator is asked again with that variable
 frozen, and every proposal goes through the same refinement (:class:`~alibi_countergan.refine.Refiner`)
 as the first one. All rows and all frozen variables go through one generator pass and one refinement,
-so the cost is a few more batched predictor calls, whatever the batch size. The valid, distinct results
-are ranked by cost.
+so the cost is a few more batched predictor calls, whatever the batch size: one more for a small batch of
+tabular rows, whose alternatives fit in the refinement's one-call search, which also offers, at no further
+call, the cheapest valid candidate of every subset of each proposal's changes. The valid, distinct results
+are chosen by cost, each changing a set of variables that holds none of those already chosen, and then,
+while fewer than asked, the cheapest of the rest.
 """
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -33,6 +36,8 @@ class Alternatives:
         Their cost (see :meth:`Refiner.cost`).
     valid
         Whether each reaches its row's target class.
+    changed
+        The variables each one changes, ``(M, n_variables)``.
     """
 
     owner: np.ndarray
@@ -40,6 +45,7 @@ class Alternatives:
     proba: np.ndarray
     cost: np.ndarray
     valid: np.ndarray
+    changed: np.ndarray
 
 
 def diverse_counterfactuals(x: np.ndarray, cf: np.ndarray, proba: np.ndarray, targets: np.ndarray,
@@ -73,20 +79,46 @@ def diverse_counterfactuals(x: np.ndarray, cf: np.ndarray, proba: np.ndarray, ta
     owner, found, found_proba = [np.arange(len(x))], [cf], [proba]
     if rows.size:
         frozen = mask[rows] * (v.of_column[None, :] != var[:, None])
-        proposal = generate(x[rows], targets[rows], frozen)
-        proposal_proba = refiner.predict(proposal)
-        alt, alt_proba = refiner.refine(x[rows], proposal, targets[rows], frozen, proposal_proba,
-                                        None if x_proba is None else x_proba[rows]) if refine \
-            else (proposal, proposal_proba)
-        owner.append(rows)
+        local, alt, alt_proba = _alternatives(x[rows], targets[rows], frozen, refiner, generate, refine,
+                                              None if x_proba is None else x_proba[rows])
+        owner.append(rows[local])
         found.append(alt)
         found_proba.append(alt_proba)
     all_owner, all_cf, all_proba = np.concatenate(owner), np.concatenate(found), np.concatenate(found_proba)
     keep = _distinct(all_owner, all_cf)
     all_owner, all_cf, all_proba = all_owner[keep], all_cf[keep], all_proba[keep]
     valid = refiner.criterion.reached(all_proba, targets[all_owner])
-    return Alternatives(owner=all_owner, cf=all_cf, proba=all_proba, cost=refiner.cost(x[all_owner], all_cf),
-                        valid=valid)
+    costs = refiner.variable_costs(x[all_owner], all_cf)
+    return Alternatives(owner=all_owner, cf=all_cf, proba=all_proba, cost=costs.sum(axis=1), valid=valid,
+                        changed=costs > 0)
+
+
+def _alternatives(x: np.ndarray, targets: np.ndarray, mask: np.ndarray, refiner: Refiner, generate: RegenerateFn,
+                  refine: bool, x_proba: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The generator's counterfactuals under ``mask``, refined as the first ones are: ``(row, cf, proba)``.
+
+    Where the batch fits in the one-call search (:meth:`Refiner.search`), every subset's cheapest candidate that
+    reaches the target comes with each row's best one (several alternatives per proposal, at no further call), and
+    the rows the search leaves over take the stages; otherwise the stages alone, one counterfactual per row.
+    """
+    proposal = generate(x, targets, mask)
+    searched = refiner.search(x, proposal, targets[:, None], mask, pool=True, accept_grown=True) if refine else None
+    rows = np.arange(len(x))
+    if searched is None:
+        proposal_proba = refiner.predict(proposal)
+        if not refine:
+            return rows, proposal, proposal_proba
+        return (rows,) + refiner.refine(x, proposal, targets, mask, proposal_proba, x_proba)
+    cf, proba = searched.cf, searched.proba
+    todo = np.flatnonzero(~searched.done)
+    if todo.size:
+        cf[todo], proba[todo] = refiner.refine(x[todo], cf[todo], targets[todo], mask[todo], proba[todo],
+                                               searched.x_proba[todo])
+    if searched.pool is None:
+        return rows, cf, proba
+    pool_rows, pool_cf, pool_proba = searched.pool
+    return (np.concatenate([rows, pool_rows]), np.concatenate([cf, pool_cf]),
+            np.concatenate([proba, pool_proba]))
 
 
 def _distinct(owner: np.ndarray, cf: np.ndarray) -> np.ndarray:
@@ -97,13 +129,27 @@ def _distinct(owner: np.ndarray, cf: np.ndarray) -> np.ndarray:
 
 
 def ranked(alternatives: Alternatives, n_rows: int, k: int) -> List[np.ndarray]:
-    """Per row, the indices of up to ``k`` counterfactuals: the valid ones by increasing cost, or, when a row
-    has none, its first counterfactual alone (which then says it failed)."""
+    """Per row, the indices of up to ``k`` counterfactuals: the valid ones by increasing cost, each changing a set of
+    variables that holds none of the sets already chosen (a counterfactual that adds changes to one already chosen
+    is the same recourse with more to do), then, while fewer than ``k``, the cheapest of the others; or, when a row
+    has no valid counterfactual, its first one alone (which then says it failed)."""
     out = []
     for row in range(n_rows):
         mine = np.flatnonzero(alternatives.owner == row)
         good = mine[alternatives.valid[mine]]
-        out.append(good[np.argsort(alternatives.cost[good], kind="stable")][:k] if good.size else mine[:1])
+        if not good.size:
+            out.append(mine[:1])
+            continue
+        good = good[np.argsort(alternatives.cost[good], kind="stable")]
+        chosen: List[int] = []
+        for i in good:
+            if len(chosen) == k:
+                break
+            changed = alternatives.changed[i]
+            if not any(np.all(changed >= alternatives.changed[j]) for j in chosen):
+                chosen.append(int(i))
+        chosen += [int(i) for i in good if int(i) not in chosen][:k - len(chosen)]
+        out.append(np.array(sorted(chosen, key=lambda i: alternatives.cost[i])))
     return out
 
 

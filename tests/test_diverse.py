@@ -74,3 +74,21 @@ def test_a_categorical_variable_is_named_as_a_whole(backend, compas, compas_mode
     with pytest.raises(ValueError, match="not one categorical group"):
         CounteRGAN(predict, (1, X_train.shape[1]), backend=backend.name,  # groups not declared
                    feature_names=data.feature_names, immutable_features=["sex"])
+
+
+def test_a_row_alone_gets_three_different_recourses_in_two_predictor_calls(pima, pima_whitebox,
+                                                                           count_predictor_calls):
+    _, _, X_test, _, _ = pima
+    calls = count_predictor_calls(pima_whitebox)
+    n_valid, n_calls, apart = [], [], []
+    for i in range(30):
+        calls.clear()
+        found = pima_whitebox.explain(X_test[i:i + 1], target_class="other", n_counterfactuals=3).counterfactuals
+        n_calls.append(len(calls))
+        n_valid.append(int(np.sum(found["valid"])))
+        sets = [set(names) for names in found["changed"]]
+        apart.append(not any(sets[j] >= sets[i] for i in range(len(sets)) for j in range(len(sets)) if i != j))
+    assert np.median(n_calls) <= 2, n_calls  # the first counterfactual's call, and one for the alternatives
+    assert np.mean(n_valid) >= 2.7, n_valid
+    # a recourse that only adds changes to a cheaper one is chosen only to fill the k places: most rows have none
+    assert np.mean(apart) >= 0.5, apart
