@@ -755,24 +755,32 @@ def test_hundreds_of_concurrent_requests_are_all_answered_correctly(servers, in_
             in_process[model].explain(x, target_class=1)
             times.append(time.perf_counter() - t0)
         in_process_s[model] = times
-    sequential, requests_per_explanation = [], []
+    # one client, refined and unrefined requests interleaved, so that the machine's load weighs on both alike
+    sequential: Dict[bool, List[float]] = {True: [], False: []}
+    requests_per_explanation: Dict[bool, List[int]] = {True: [], False: []}
     session = requests.Session()
     for i in range(100):
-        t0 = time.perf_counter()
-        response = _post(servers, BLACK_BOX, _body(_rows(data[BLACK_BOX], i, i + 1), target_class=1), session)
-        _served(response)
-        sequential.append(time.perf_counter() - t0)
-        requests_per_explanation.append(response.json()["parameters"]["classifier_requests"])
+        for refine in (True, False):
+            t0 = time.perf_counter()
+            response = _post(servers, BLACK_BOX, _body(_rows(data[BLACK_BOX], i, i + 1), target_class=1,
+                                                       refine=refine), session)
+            _served(response)
+            sequential[refine].append(time.perf_counter() - t0)
+            requests_per_explanation[refine].append(response.json()["parameters"]["classifier_requests"])
     with capsys.disabled():
         for model in (BLACK_BOX, WHITE_BOX):
             served = [t for (_, t), m in zip(results, models) if m == model]
             print(f"\n[serving latency] {model}: served single instance, {n_clients} concurrent clients: "
                   f"{_quantiles_ms(served)} over {len(served)} requests; in-process explain: "
                   f"{_quantiles_ms(in_process_s[model])}")
-        counts = np.asarray(requests_per_explanation)
-        print(f"[serving latency] {BLACK_BOX}, one client: {_quantiles_ms(sequential)}; throughput under load "
-              f"{n_requests / wall:.0f} requests/s; classifier requests per explanation: median "
-              f"{np.median(counts):g}, max {counts.max()}, mean {counts.mean():.2f}")
+        print(f"[serving latency] {BLACK_BOX}: throughput under load {n_requests / wall:.0f} requests/s")
+        for refine in (True, False):
+            counts = np.asarray(requests_per_explanation[refine])
+            print(f"[serving latency] {BLACK_BOX}, one client, refine={refine}: {_quantiles_ms(sequential[refine])}; "
+                  f"classifier requests per explanation: median {np.median(counts):g}, max {counts.max()}, "
+                  f"mean {counts.mean():.2f}")
+        ratio = np.median(sequential[True]) / np.median(sequential[False])
+        print(f"[serving latency] {BLACK_BOX}, one client: refined p50 / refine=False p50 = {ratio:.2f}")
 
 
 def threading_local_session() -> Any:
