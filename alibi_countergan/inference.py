@@ -150,12 +150,35 @@ class Inference:
         targets, cf, cf_proba, x_proba = self.scored(flat, proposals, options)
         return Search(targets=targets, cf=cf, proba=cf_proba, x_proba=x_proba, done=x_proba.argmax(axis=1) == targets)
 
+    def bracketed(self, flat: np.ndarray, targets: np.ndarray, mask: np.ndarray, refiner: Refiner
+                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Refined counterfactuals of wide rows (images) with explicit targets: ``(targets, cf, cf_proba,
+        orig_proba)``. The originals, the proposals and the proposals' bracket (:meth:`Refiner.bracket`) are
+        scored in one call, so that the shrink needs one more: two calls for an image whose proposal reaches its
+        target, the same rows scored as by a shrink that starts from the proposal alone."""
+        n = len(flat)
+        proposals = self.counterfactuals(flat, targets, mask)
+        points = refiner.bracket(flat, proposals, mask)
+        proba = self.predict(np.concatenate([flat, proposals, points.reshape(-1, flat.shape[1])]))
+        orig_proba, cf_proba = proba[:n], proba[n:2 * n]
+        points_proba = proba[2 * n:].reshape(len(points), n, -1)
+        cf = proposals
+        done = orig_proba.argmax(axis=1) == targets
+        cf[done], cf_proba[done] = flat[done], orig_proba[done]
+        todo = np.flatnonzero(~done)
+        if todo.size:
+            cf[todo], cf_proba[todo] = refiner.refine(flat[todo], cf[todo], targets[todo], mask[todo], cf_proba[todo],
+                                                      orig_proba[todo], (points[:, todo], points_proba[:, todo]))
+        return targets, cf, cf_proba, orig_proba
+
     def first_counterfactuals(self, flat: np.ndarray, targets: Optional[np.ndarray], mask: np.ndarray,
                               refiner: Refiner, refine: bool
                               ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The counterfactual of each row: ``(targets, cf, cf_proba, orig_proba)``. With ``refine``, the one-call
-        search where it applies (:meth:`searched`), then the refinement's stages for the rows it leaves over;
-        without, the generator's proposals."""
+        """The counterfactual of each row: ``(targets, cf, cf_proba, orig_proba)``. With ``refine``, images with
+        explicit targets take :meth:`bracketed`; other rows the one-call search where it applies (:meth:`searched`),
+        then the refinement's stages for the rows it leaves over; without ``refine``, the generator's proposals."""
+        if refine and refiner.wide and targets is not None:
+            return self.bracketed(flat, targets, mask, refiner)
         searched = self.searched(flat, targets, mask, refiner) if refine else None
         if searched is None:
             targets, cf, cf_proba, orig_proba = self.proposals(flat, targets, mask)

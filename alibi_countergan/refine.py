@@ -41,11 +41,10 @@ stages too.
 Rows with more variables than ``max_exact_variables`` (32; images) skip the drop stage: reverting a pixel
 at a time is out of reach, and reverting the smallest changes in bulk breaks strokes (on MNIST it made
 the counterfactuals markedly less realistic than the generator's). Their shrinking search interpolates
-instead: the scale where the target's log-odds cross the criterion is estimated linearly between the
-largest scale known to miss and the smallest known to reach it, starting from the original (the
-predictor's probabilities for it are known) and the counterfactual, in :data:`INTERPOLATION_ROUNDS` calls
-of one candidate per row. A classifier's log-odds change almost linearly along such a segment, so three
-rounds land within about 1% of the grid's L1 at a quarter of its predictor evaluations.
+instead: the residual is scored at :data:`BRACKET_SCALES` (with the proposals, where the caller can), and the
+scale where the target's log-odds cross the criterion is estimated linearly between the largest scale known to
+miss (the original, whose probabilities are known, at worst) and the next, which reaches it, then scored: one call
+of one candidate per row. A refined image whose proposal reaches its target thus costs two predictor calls.
 
 Every candidate is built by :func:`~alibi_countergan.constraints.project`, the projection that enforces
 the constraints on the generator's output, so one-hot groups, ordinal grids, monotone directions, feature
@@ -72,7 +71,7 @@ BOUNDARY_MARGIN = 0.05
 SHRINK_ROW_VALUES = 2048
 """A row whose every scale fits in this many values (scales times features) is shrunk in one call with every
 scale (a call's fixed cost dominates for a narrow tabular row); wider rows take three calls of 4 scales, the
-same grid of 1/125 (images are shrunk by interpolation instead, see :data:`INTERPOLATION_ROUNDS`)."""
+same grid of 1/125 (images are shrunk by interpolation instead, see :data:`BRACKET_SCALES`)."""
 
 SHRINK_CALL_VALUES = 2 ** 16
 """Batches whose one-call search would hold more values than this take three calls of 4 scales per row."""
@@ -82,8 +81,14 @@ EXHAUSTIVE_DROP_VARIABLES = 5
 candidates per row, one call): the cheapest that reaches the target is exact. Rows that change more are
 reverted greedily (two calls)."""
 
-INTERPOLATION_ROUNDS = 3
-"""Predictor calls (one candidate per row each) of the shrinking search of wide rows (images)."""
+BRACKET_SCALES = (0.25, 0.5, 0.75)
+"""Scales of the residual at which a wide row's (an image's) counterfactual is scored before its shrink, in the
+proposals' call where the caller can: they narrow the interval in which the shrink interpolates to a quarter.
+Measured on 300 MNIST proposals per mode (white-box, black-box; 300 training iterations on the repository's
+subset), these three and one interpolated scale reach a mean L1 of 60.2 and 57.9, against 68.1 and 58.9 for the
+three rounds of interpolation from the whole interval that they replace (which scored one row per image less, in
+one call more), 60.9 and 59.1 for two bracket scales (1/3, 2/3) and 68.5 and 62.1 for one (0.5). On scikit-learn's
+8x8 digits they land 3.5% to 3.9% above the grid search of narrow rows (two scales: 5.0% to 5.8%)."""
 
 SEARCH_STEPS = 48
 """Scales of the residual per subset of changed variables in the one-call search (:meth:`Refiner.search`): the
@@ -386,7 +391,8 @@ class Refiner:
     # -- the stages -----------------------------------------------------------------------------------
 
     def refine(self, x: np.ndarray, cf: np.ndarray, targets: np.ndarray, mask: np.ndarray,
-               proba: np.ndarray, x_proba: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+               proba: np.ndarray, x_proba: Optional[np.ndarray] = None,
+               bracket: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> Tuple[np.ndarray, np.ndarray]:
         """Repair, drop and shrink; returns the counterfactuals and their probabilities (new arrays).
 
         Parameters
@@ -402,9 +408,13 @@ class Refiner:
         x_proba
             The predictor's probabilities for ``x``, when the caller has them (the interpolating search of wide
             rows starts from them); None: one more predictor call when they are needed.
+        bracket
+            Wide rows only: :meth:`bracket`'s candidates for ``(x, cf)`` and the predictor's probabilities for them,
+            when the caller scored them with ``cf``; None: the shrink scores them (one more call).
         """
         cf, proba = cf.copy(), proba.copy()
-        bad = np.flatnonzero(~self.criterion.met(proba, targets))
+        repaired = ~self.criterion.met(proba, targets)
+        bad = np.flatnonzero(repaired)
         if bad.size:
             cf[bad], proba[bad] = self._repair(x[bad], cf[bad], targets[bad], mask[bad], proba[bad])
         ok = np.flatnonzero(self.criterion.met(proba, targets))
@@ -412,7 +422,9 @@ class Refiner:
             args = x[ok], targets[ok], mask[ok]
             if self.wide:
                 start = self.predict(x[ok]) if x_proba is None else x_proba[ok]
-                cf[ok], proba[ok] = self._interpolate(*args, cf[ok], proba[ok], start)
+                points, points_proba = (None, None) if bracket is None else (bracket[0][:, ok], bracket[1][:, ok])
+                cf[ok], proba[ok] = self._interpolate(*args, cf[ok], proba[ok], start, points, points_proba,
+                                                      repaired[ok])
             else:
                 cf[ok], proba[ok] = self._drop(*args, cf[ok], proba[ok])
                 cf[ok], proba[ok] = self._shrink(*args, cf[ok], proba[ok])
@@ -574,27 +586,66 @@ class Refiner:
             hi = new_hi
         return best, best_proba
 
+    def bracket(self, x: np.ndarray, cf: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The candidates of wide rows at :data:`BRACKET_SCALES`, ``(len(BRACKET_SCALES), B, n_features)``: scored
+        with the proposals where the caller can (then the shrink costs one call more), else by the shrink itself."""
+        return np.stack([self.build(x, cf, mask, np.full(len(x), s)) for s in BRACKET_SCALES])
+
     def _interpolate(self, x: np.ndarray, targets: np.ndarray, mask: np.ndarray, cf: np.ndarray,
-                     proba: np.ndarray, x_proba: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """The shrinking search of wide rows: the scale of the residual is interpolated linearly in the
-        target's log-odds between the largest scale known to miss the target (0 at first, the original) and
-        the smallest known to reach it (1 at first, the counterfactual), :data:`INTERPOLATION_ROUNDS` calls of
-        one candidate per row. Each candidate that reaches the target becomes the new upper end."""
+                     proba: np.ndarray, x_proba: np.ndarray, points: Optional[np.ndarray] = None,
+                     points_proba: Optional[np.ndarray] = None, fresh: Optional[np.ndarray] = None
+                     ) -> Tuple[np.ndarray, np.ndarray]:
+        """The shrinking search of wide rows, two calls at most (one when the bracket is known).
+
+        The target's log-odds are known at the original (scale 0), at :data:`BRACKET_SCALES` and at the
+        counterfactual (scale 1). Between the largest of those scales that misses the target and the next, which
+        reaches it, the crossing is interpolated linearly and scored (one call, one candidate per row); it wins if
+        it reaches the target, else the bracket's upper end does.
+
+        Parameters
+        ----------
+        x, targets, mask, cf, proba
+            Originals, targets, masks, counterfactuals that reach their target and their probabilities.
+        x_proba
+            The predictor's probabilities for ``x``.
+        points, points_proba
+            :meth:`bracket`'s candidates for ``(x, cf)`` and their probabilities, ``(len(BRACKET_SCALES), B, ...)``;
+            None: built and scored here (one call).
+        fresh
+            Rows whose ``points`` are stale (their counterfactual was repaired since): scored again here.
+        """
+        n, p = len(x), len(BRACKET_SCALES)
+        if points is None or points_proba is None:
+            points, points_proba, fresh = np.empty((p,) + x.shape, dtype=x.dtype), None, np.ones(n, dtype=bool)
+        rows = np.flatnonzero(fresh) if fresh is not None else np.empty(0, dtype=np.int64)
+        if rows.size:
+            built = self.bracket(x[rows], cf[rows], mask[rows])
+            scored = self.predict(built.reshape(-1, x.shape[1])).reshape(p, len(rows), -1)
+            if rows.size == n:
+                points, points_proba = built, scored
+            else:
+                assert points_proba is not None
+                points, points_proba = points.copy(), points_proba.copy()
+                points[:, rows], points_proba[:, rows] = built, scored
+        assert points_proba is not None
         threshold = self.criterion.log_odds_threshold
-        lo, hi = np.zeros(len(x)), np.ones(len(x))
-        f_lo = np.minimum(_log_odds(x_proba, targets) - threshold, -1e-3)
-        f_hi = np.maximum(_log_odds(proba, targets) - threshold, 1e-3)
+        scales = np.array((0.0,) + BRACKET_SCALES + (1.0,))
+        f = np.stack([_log_odds(x_proba, targets)] + [_log_odds(p, targets) for p in points_proba]
+                     + [_log_odds(proba, targets)], axis=1) - threshold
+        met = np.stack([np.zeros(n, dtype=bool)] + [self.criterion.met(p, targets) for p in points_proba]
+                       + [np.ones(n, dtype=bool)], axis=1)
+        hi_at = met.argmax(axis=1)  # the smallest known scale that reaches the target (scale 0 never does)
+        r = np.arange(n)
+        lo, hi = scales[hi_at - 1], scales[hi_at]
+        f_lo, f_hi = np.minimum(f[r, hi_at - 1], -1e-3), np.maximum(f[r, hi_at], 1e-3)
         best, best_proba = cf.copy(), proba.copy()
-        for _ in range(INTERPOLATION_ROUNDS):
-            at = np.clip(-f_lo / (f_hi - f_lo), 0.05, 0.95)  # never the ends, so the interval narrows each round
-            scale = lo + (hi - lo) * at
-            candidates = self.build(x, cf, mask, scale)
-            cand_proba = self.predict(candidates)
-            met = self.criterion.met(cand_proba, targets)
-            f = _log_odds(cand_proba, targets) - threshold
-            best[met], best_proba[met] = candidates[met], cand_proba[met]
-            hi, f_hi = np.where(met, scale, hi), np.where(met, np.maximum(f, 1e-3), f_hi)
-            lo, f_lo = np.where(met, lo, scale), np.where(met, f_lo, np.minimum(f, -1e-3))
+        inner = np.flatnonzero(hi_at <= len(BRACKET_SCALES))
+        best[inner], best_proba[inner] = points[hi_at[inner] - 1, inner], points_proba[hi_at[inner] - 1, inner]
+        at = lo + (hi - lo) * np.clip(-f_lo / (f_hi - f_lo), 0.05, 0.95)  # never the ends: a new scale
+        candidates = self.build(x, cf, mask, at)
+        cand_proba = self.predict(candidates)
+        take = np.flatnonzero(self.criterion.met(cand_proba, targets))
+        best[take], best_proba[take] = candidates[take], cand_proba[take]
         return best, best_proba
 
 

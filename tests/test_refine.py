@@ -13,7 +13,7 @@ from alibi_countergan.constraints import change_cost, project
 from alibi_countergan.features import build_feature_space
 from alibi_countergan.metrics import violations
 from alibi_countergan.ops import NUMPY_OPS
-from alibi_countergan.refine import BOUNDARY_MARGIN, Criterion, Refiner
+from alibi_countergan.refine import BOUNDARY_MARGIN, BRACKET_SCALES, Criterion, Refiner
 
 # a space with every kind of constraint: numeric, monotone up and down, ordinal, one-hot groups, immutable
 N_FEATURES = 9
@@ -152,8 +152,9 @@ def test_a_row_with_few_changes_keeps_the_cheapest_subset_of_them_that_reaches_t
     assert several >= 10  # the subsets were really searched
 
 
-def test_images_are_shrunk_by_interpolation_in_a_few_calls_and_nearly_as_far_as_the_grid(backend, digits,
-                                                                                        digits_model, digits_whitebox):
+def test_images_are_shrunk_by_interpolation_in_two_calls_and_nearly_as_far_as_the_grid(backend, digits, digits_model,
+                                                                                       digits_whitebox,
+                                                                                       count_predictor_calls):
     # 64 pixels: more variables than max_exact_variables, so no drop stage and an interpolating shrink
     X = digits["X_test"][:120]
     predict = backend.numpy_fn(digits_model)
@@ -173,7 +174,7 @@ def test_images_are_shrunk_by_interpolation_in_a_few_calls_and_nearly_as_far_as_
     mask = np.broadcast_to(digits_whitebox.space_.mutable, flat.shape)[ok]
     args = flat[ok], raw_flat[ok], target[ok], mask, raw.cf["proba"][ok]
     interpolated, p_interpolated = refiner.refine(*args, x_proba=raw.orig_proba[ok])
-    assert len(calls) == 3 and calls == [len(ok)] * 3  # one candidate per row per round, whatever the batch
+    assert calls == [len(ok) * len(BRACKET_SCALES), len(ok)]  # the bracket, then one interpolated scale per row
     gridded, p_gridded = refiner._shrink(args[0], args[2], args[3], args[1], args[4])
     assert Criterion().met(p_interpolated, target[ok]).all() and Criterion().met(p_gridded, target[ok]).all()
     l1 = {name: np.abs(cf - flat[ok]).sum(axis=1) for name, cf in
@@ -186,8 +187,11 @@ def test_images_are_shrunk_by_interpolation_in_a_few_calls_and_nearly_as_far_as_
     assert refined.success.mean() >= raw.success.mean()
     assert all(int(v.sum()) == 0 for v in violations(flat, refined.cf["X"].reshape(len(X), -1),
                                                          digits_whitebox.space_).values())
+    explained = count_predictor_calls(digits_whitebox)
     alone = digits_whitebox.explain(X[ok[:1]], target_class=target[ok[:1]])
     np.testing.assert_allclose(alone.cf["X"][0], refined.cf["X"][ok[0]], atol=1e-5)
+    # one call for the original, the proposal and its bracket, one for the interpolated scale
+    assert explained == [2 + len(BRACKET_SCALES), 1]
 
 
 def test_a_costlier_category_is_switched_less_often(backend, compas, compas_model):
