@@ -21,6 +21,17 @@ import numpy as np
 from alibi_countergan import classifiers
 
 
+def counting_calls(predict: Callable[..., np.ndarray], calls: List[int]) -> Callable[..., np.ndarray]:
+    """``predict``, appending the number of rows of each call to ``calls`` first: put in place of an explainer's
+    ``_predict`` (the predictor as the explainer calls it), it counts the predictor calls of each ``explain``."""
+
+    def counting(x: np.ndarray, *args: Any, **kwargs: Any) -> np.ndarray:
+        calls.append(len(x))
+        return predict(x, *args, **kwargs)
+
+    return counting
+
+
 class Framework:
     """What a backend-parametrised test needs from one framework."""
 

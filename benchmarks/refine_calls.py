@@ -100,7 +100,9 @@ def _requests(name: str, proba: np.ndarray) -> List[Tuple[str, np.ndarray, Any]]
 
 
 def _count_calls(explainer: Any) -> List[int]:
-    """Make ``explainer._predict`` record the rows of each call in the returned list."""
+    """Make ``explainer._predict`` record the rows of each call in the returned list. Not
+    :func:`alibi_countergan.testing.counting_calls`: this worker also runs an older revision's package, which
+    lacks it."""
     calls: List[int] = []
     predict = explainer._predict
 

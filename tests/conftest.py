@@ -16,7 +16,7 @@ import pytest
 from alibi_countergan import CounteRGAN
 from alibi_countergan.backends import installed
 from alibi_countergan.datasets import TabularData, load_compas, load_pima
-from alibi_countergan.testing import FRAMEWORKS, Framework
+from alibi_countergan.testing import FRAMEWORKS, Framework, counting_calls
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -47,13 +47,7 @@ def count_predictor_calls(monkeypatch) -> Callable[[CounteRGAN], List[int]]:
 
     def install(explainer: CounteRGAN) -> List[int]:
         calls: List[int] = []
-        predict = explainer._predict
-
-        def counting(x: np.ndarray, *args: Any, **kwargs: Any) -> np.ndarray:
-            calls.append(len(x))
-            return predict(x, *args, **kwargs)
-
-        monkeypatch.setattr(explainer, "_predict", counting)
+        monkeypatch.setattr(explainer, "_predict", counting_calls(explainer._predict, calls))
         return calls
 
     return install
