@@ -616,18 +616,18 @@ class Refiner:
         """
         n, p = len(x), len(BRACKET_SCALES)
         if points is None or points_proba is None:
-            points, points_proba, fresh = np.empty((p,) + x.shape, dtype=x.dtype), None, np.ones(n, dtype=bool)
-        rows = np.flatnonzero(fresh) if fresh is not None else np.empty(0, dtype=np.int64)
+            rows = np.arange(n)  # every row's bracket is scored here
+        else:
+            rows = np.flatnonzero(fresh) if fresh is not None else np.empty(0, dtype=np.int64)
         if rows.size:
             built = self.bracket(x[rows], cf[rows], mask[rows])
             scored = self.predict(built.reshape(-1, x.shape[1])).reshape(p, len(rows), -1)
-            if rows.size == n:
+            if points is None or points_proba is None:
                 points, points_proba = built, scored
             else:
-                assert points_proba is not None
                 points, points_proba = points.copy(), points_proba.copy()
                 points[:, rows], points_proba[:, rows] = built, scored
-        assert points_proba is not None
+        assert points is not None and points_proba is not None
         threshold = self.criterion.log_odds_threshold
         scales = np.array((0.0,) + BRACKET_SCALES + (1.0,))
         f = np.stack([_log_odds(x_proba, targets)] + [_log_odds(p, targets) for p in points_proba]
