@@ -138,7 +138,9 @@ def check_probabilities(proba: Any, n_rows: int, what: str = "predictor output",
         probabilities in [0, 1] whose rows sum to 1.
     """
     try:
-        arr = np.asarray(proba, dtype=np.float64)
+        arr = np.asarray(proba)
+        if arr.dtype != np.float32:  # float32 outputs are checked as they are (their rows sum to 1 within 1e-6)
+            arr = np.asarray(arr, dtype=np.float64)
     except Exception:
         raise ValueError(f"The {what} is not numeric (got {type(proba).__name__}).") from None
     if arr.ndim != 2 or arr.shape[0] != n_rows:
@@ -150,10 +152,11 @@ def check_probabilities(proba: Any, n_rows: int, what: str = "predictor output",
                          f"two classes (for a binary model return [1 - p, p]).")
     if n_classes is not None and arr.shape[1] != n_classes:
         raise ValueError(f"The {what} has {arr.shape[1]} classes but the explainer was fitted with {n_classes}.")
-    if not np.all(np.isfinite(arr)):
+    low, high = arr.min(), arr.max()  # NaN and infinities show in one of the two
+    if not (np.isfinite(low) and np.isfinite(high)):
         raise ValueError(f"The {what} contains NaN or infinite values.")
-    if arr.min() < -1e-6 or arr.max() > 1 + 1e-6:
-        raise ValueError(f"The {what} has values outside [0, 1] (min {arr.min():.3g}, max {arr.max():.3g}): it "
+    if low < -1e-6 or high > 1 + 1e-6:
+        raise ValueError(f"The {what} has values outside [0, 1] (min {low:.3g}, max {high:.3g}): it "
                          f"looks like logits or scores; apply a softmax so that it returns probabilities.")
     sums = arr.sum(axis=1)
     if np.max(np.abs(sums - 1.0)) > 1e-3:

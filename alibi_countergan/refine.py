@@ -137,9 +137,14 @@ class Criterion:
         """How far each row is past the criterion (>= 0: reached)."""
         rows = np.arange(len(proba))
         p_target = proba[rows, targets]
-        others = proba.copy()
-        others[rows, targets] = -np.inf
-        runner_up = others.max(axis=1) if proba.shape[1] > 1 else np.zeros(len(proba))
+        if proba.shape[1] == 2:  # the common case, without a copy: the runner-up is the other class
+            runner_up = proba[rows, 1 - targets]
+        elif proba.shape[1] > 2:
+            others = proba.copy()
+            others[rows, targets] = -np.inf
+            runner_up = others.max(axis=1)
+        else:
+            runner_up = np.zeros(len(proba))
         if self.target_proba is None:
             return p_target - runner_up - BOUNDARY_MARGIN
         return np.minimum(p_target - self.target_proba, p_target - runner_up - 1e-12)
@@ -336,6 +341,13 @@ class Refiner:
         v = self.variables
         n_changed = changed.sum(axis=1)
         searched = np.flatnonzero((n_changed >= 1) & (n_changed <= SEARCH_VARIABLES))
+        if searched.size == 1:  # one row's proposal (a single explanation): its candidates come from a cache
+            which_one = tuple(np.flatnonzero(changed[searched[0]]).tolist())
+            keep_one, scale_one, subset_one = _single_plan(which_one, tuple(v.is_group[list(which_one)].tolist()),
+                                                           v.n)
+            if len(scale_one) > budget:
+                return None
+            return np.full(len(scale_one), searched[0]), scale_one, keep_one, subset_one
         counts = n_changed[searched]
         which = np.nonzero(changed[searched])[1]  # each searched proposal's changed variables, in order
         first = np.cumsum(counts) - counts
@@ -664,6 +676,20 @@ def _argmin_per_row(owner: np.ndarray, key: np.ndarray, n_rows: int) -> np.ndarr
         rows, first = np.unique(owner[order], return_index=True)
         out[rows] = order[first]
     return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _single_plan(which: Tuple[int, ...], grouped: Tuple[bool, ...], n_variables: int
+                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:meth:`Refiner._plan`'s candidates of one proposal that changes the variables ``which`` (one-hot groups
+    where ``grouped``), out of ``n_variables``: ``(keep, scale, subset)``, read-only, the same as the batch path
+    builds. A served explainer sees the same few patterns of changed variables again and again."""
+    numeric_bits = sum(1 << i for i, g in enumerate(grouped) if not g)
+    kept, scale, subset = _search_template(len(which), numeric_bits, SEARCH_STEPS)
+    keep = np.zeros((len(scale), n_variables), dtype=bool)
+    keep[:, list(which)] = kept
+    keep.flags.writeable = False
+    return keep, scale, subset
 
 
 def search_budget(n_scored: int, n_features: int) -> int:

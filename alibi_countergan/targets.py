@@ -47,6 +47,8 @@ def resolve_targets(target: Any, n_rows: int, n_classes: int) -> Optional[np.nda
     ValueError
         For an invalid value, a class out of range or a list whose length is neither 1 nor ``n_rows``.
     """
+    if _is_int(target) and 0 <= int(target) < n_classes:  # the common case, without the general checks
+        return np.full(n_rows, int(target), dtype=np.int64)
     check_target_spec(target, n_classes)
     if isinstance(target, str):
         return None
