@@ -7,9 +7,20 @@ frozen, and every proposal goes through the same refinement (:class:`~alibi_coun
 as the first one. All rows and all frozen variables go through one generator pass and one refinement,
 so the cost is a few more batched predictor calls, whatever the batch size: one more for a small batch of
 tabular rows, whose alternatives fit in the refinement's one-call search, which also offers, at no further
-call, the cheapest valid candidate of every subset of each proposal's changes. The valid, distinct results
-are chosen by cost, each changing a set of variables that holds none of those already chosen, and then,
-while fewer than asked, the cheapest of the rest.
+call, the cheapest valid candidate of every subset of each proposal's changes.
+
+That call also scores each row's **single-variable moves** (tabular rows only): every mutable numeric variable
+moved alone towards each end of its range, at each scale of the search's grid, and every one-hot variable
+switched alone to each other category (:func:`single_variable_moves`). The smallest move of each variable and
+direction that reaches the target is an alternative that changes that variable only. When the first
+counterfactual changes one variable, freezing it yields one new proposal, and its subsets are no new recourse;
+the moves are what gives such a row its other alternatives (on COMPAS with race, sex and age immutable, most
+rows are of that kind). A row that has ``k`` valid alternatives changing different sets of variables after that
+call is done: only the others' alternative proposals that miss their target go through the refinement's repair
+stage (more calls).
+
+The valid, distinct results are chosen by cost, each changing a set of variables that holds none of those
+already chosen, and then, while fewer than asked, the cheapest of the rest.
 """
 
 from dataclasses import dataclass
@@ -17,7 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from alibi_countergan.refine import Refiner, RegenerateFn
+from alibi_countergan.refine import SEARCH_STEPS, Refiner, RegenerateFn
 
 
 @dataclass(frozen=True)
@@ -50,8 +61,10 @@ class Alternatives:
 
 def diverse_counterfactuals(x: np.ndarray, cf: np.ndarray, proba: np.ndarray, targets: np.ndarray,
                             mask: np.ndarray, refiner: Refiner, generate: RegenerateFn,
-                            refine: bool = True, x_proba: Optional[np.ndarray] = None) -> Alternatives:
-    """The first counterfactuals and, for each variable they change, the refined one that leaves it alone.
+                            refine: bool = True, x_proba: Optional[np.ndarray] = None, k: int = 1
+                            ) -> Alternatives:
+    """The first counterfactuals, for each variable they change the refined one that leaves it alone, and (refined,
+    tabular rows) the smallest single-variable moves that reach the target.
 
     Parameters
     ----------
@@ -68,6 +81,9 @@ def diverse_counterfactuals(x: np.ndarray, cf: np.ndarray, proba: np.ndarray, ta
     x_proba
         The predictor's probabilities for ``x``, passed on to :meth:`Refiner.refine` (None: predicted again
         where the refinement needs them).
+    k
+        The counterfactuals asked for per row: a row with ``k`` valid ones changing different sets of variables
+        after the one-call search skips the repair of its missing alternative proposals.
 
     Returns
     -------
@@ -77,13 +93,24 @@ def diverse_counterfactuals(x: np.ndarray, cf: np.ndarray, proba: np.ndarray, ta
     changed = refiner.variable_costs(x, cf) > 0
     rows, var = np.nonzero(changed)
     owner, found, found_proba = [np.arange(len(x))], [cf], [proba]
+    moves = single_variable_moves(x, mask, refiner) if refine and not refiner.wide else None
+    moves_proba = None
     if rows.size:
         frozen = mask[rows] * (v.of_column[None, :] != var[:, None])
-        local, alt, alt_proba = _alternatives(x[rows], targets[rows], frozen, refiner, generate, refine,
-                                              None if x_proba is None else x_proba[rows])
+        first = (np.arange(len(x)), cf, proba)
+        local, alt, alt_proba, moves_proba = _alternatives(
+            x[rows], targets[rows], frozen, refiner, generate, refine, None if x_proba is None else x_proba[rows],
+            _Context(rows=rows, x=x, targets=targets, k=k, first=first, moves=moves))
         owner.append(rows[local])
         found.append(alt)
         found_proba.append(alt_proba)
+    if moves is not None and len(moves[0]):
+        if moves_proba is None:
+            moves_proba = refiner.predict(moves[1])
+        pick = _smallest_valid_moves(moves, moves_proba, targets, refiner)
+        owner.append(moves[0][pick])
+        found.append(moves[1][pick])
+        found_proba.append(moves_proba[pick])
     all_owner, all_cf, all_proba = np.concatenate(owner), np.concatenate(found), np.concatenate(found_proba)
     keep = _distinct(all_owner, all_cf)
     all_owner, all_cf, all_proba = all_owner[keep], all_cf[keep], all_proba[keep]
@@ -93,32 +120,136 @@ def diverse_counterfactuals(x: np.ndarray, cf: np.ndarray, proba: np.ndarray, ta
                         changed=costs > 0)
 
 
+@dataclass(frozen=True)
+class _Context:
+    """What :func:`_alternatives` needs to know of the whole batch to skip repairs a row does not need."""
+
+    rows: np.ndarray
+    """The batch row of each alternative proposal."""
+    x: np.ndarray
+    targets: np.ndarray
+    k: int
+    first: Tuple[np.ndarray, np.ndarray, np.ndarray]
+    """``(row, cf, proba)`` of the first counterfactuals."""
+    moves: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]
+    """:func:`single_variable_moves` of the batch, scored in the search's call; None without them."""
+
+
 def _alternatives(x: np.ndarray, targets: np.ndarray, mask: np.ndarray, refiner: Refiner, generate: RegenerateFn,
-                  refine: bool, x_proba: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The generator's counterfactuals under ``mask``, refined as the first ones are: ``(row, cf, proba)``.
+                  refine: bool, x_proba: Optional[np.ndarray], context: _Context
+                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """The generator's counterfactuals under ``mask``, refined as the first ones are: ``(row, cf, proba,
+    moves_proba)``, the last the probabilities of ``context.moves`` when the search scored them (else None).
 
     Where the batch fits in the one-call search (:meth:`Refiner.search`), every subset's cheapest candidate that
     reaches the target comes with each row's best one (several alternatives per proposal, at no further call), and
-    the rows the search leaves over take the stages; otherwise the stages alone, one counterfactual per row.
+    the rows the search leaves over take the stages, except those of a batch row that already has ``context.k``
+    valid alternatives; otherwise the stages alone, one counterfactual per row.
     """
     proposal = generate(x, targets, mask)
-    searched = refiner.search(x, proposal, targets[:, None], mask, pool=True, accept_grown=True) if refine else None
+    moves = context.moves
+    searched = refiner.search(x, proposal, targets[:, None], mask, pool=True, accept_grown=True,
+                              extra=None if moves is None else moves[1]) if refine else None
+    if searched is None and refine and moves is not None:  # too many with the moves: they take a call of their own
+        searched = refiner.search(x, proposal, targets[:, None], mask, pool=True, accept_grown=True)
     rows = np.arange(len(x))
     if searched is None:
         proposal_proba = refiner.predict(proposal)
         if not refine:
-            return rows, proposal, proposal_proba
-        return (rows,) + refiner.refine(x, proposal, targets, mask, proposal_proba, x_proba)
+            return rows, proposal, proposal_proba, None
+        return (rows,) + refiner.refine(x, proposal, targets, mask, proposal_proba, x_proba) + (None,)
     cf, proba = searched.cf, searched.proba
     todo = np.flatnonzero(~searched.done)
+    pool_rows, pool_cf, pool_proba = searched.pool if searched.pool is not None else (rows[:0], cf[:0], proba[:0])
+    if todo.size and context.k > 1:
+        # the batch rows that already have k valid alternatives changing different variables need no repair
+        done = rows[searched.done]
+        have = [context.first, (context.rows[done], cf[done], proba[done]),
+                (context.rows[pool_rows], pool_cf, pool_proba)]
+        if moves is not None and searched.extra_proba is not None:
+            pick = _smallest_valid_moves(moves, searched.extra_proba, context.targets, refiner)
+            have.append((moves[0][pick], moves[1][pick], searched.extra_proba[pick]))
+        enough = _valid_sets_per_row(have, context.x, context.targets, refiner) >= context.k
+        todo = todo[~enough[context.rows[todo]]]
     if todo.size:
         cf[todo], proba[todo] = refiner.refine(x[todo], cf[todo], targets[todo], mask[todo], proba[todo],
                                                searched.x_proba[todo])
-    if searched.pool is None:
-        return rows, cf, proba
-    pool_rows, pool_cf, pool_proba = searched.pool
-    return (np.concatenate([rows, pool_rows]), np.concatenate([cf, pool_cf]),
-            np.concatenate([proba, pool_proba]))
+    return (np.concatenate([rows, pool_rows]), np.concatenate([cf, pool_cf]), np.concatenate([proba, pool_proba]),
+            searched.extra_proba)
+
+
+def single_variable_moves(x: np.ndarray, mask: np.ndarray, refiner: Refiner
+                          ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's mutable variables moved one at a time: ``(row, candidate, move)``.
+
+    A numeric variable moves towards each end of its range that differs from its value, at every scale
+    ``1 / SEARCH_STEPS, ..., 1`` of the way, ascending (the constraints held by :meth:`Refiner.build`: a monotone
+    variable's forbidden direction gives the original back, an ordinal one lands on its grid); a one-hot variable
+    switches to each other category. ``move`` numbers each (row, variable, direction or category), its candidates
+    contiguous.
+    """
+    t = refiner.tensors
+    f = x.shape[1]
+    free = np.asarray(mask) > 0
+    grid = np.arange(1, SEARCH_STEPS + 1, dtype=np.float64) / SEARCH_STEPS
+    owners, candidates = [np.zeros(0, dtype=np.int64)], [np.zeros((0, f), dtype=x.dtype)]
+    moves, n_moves = [np.zeros(0, dtype=np.int64)], 0
+    numeric = np.broadcast_to(np.asarray(t.numeric) > 0, x.shape)
+    for end in (np.broadcast_to(t.lower, x.shape), np.broadcast_to(t.upper, x.shape)):
+        row, col = np.nonzero(free & numeric & (end != x))
+        if not row.size:
+            continue
+        point = x[row].copy()
+        point[np.arange(len(row)), col] = end[row, col]
+        keep = np.zeros((len(row), f), dtype=x.dtype)
+        keep[np.arange(len(row)), col] = 1
+        rep = np.repeat(np.arange(len(row)), len(grid))
+        candidates.append(refiner.build(x[row][rep], point[rep], mask[row][rep], np.tile(grid, len(row)),
+                                        keep[rep]))
+        owners.append(row[rep])
+        moves.append(n_moves + rep)
+        n_moves += len(row)
+    for start, stop in t.groups:
+        width = stop - start
+        row = np.flatnonzero(free[:, start])
+        if not row.size:
+            continue
+        rep = np.repeat(row, width)
+        point = x[rep].copy()
+        point[:, start:stop] = np.tile(np.eye(width, dtype=x.dtype), (len(row), 1))
+        other = np.any(point[:, start:stop] != x[rep, start:stop], axis=1)
+        rep, point = rep[other], point[other]
+        keep = np.zeros((len(rep), f), dtype=x.dtype)
+        keep[:, start:stop] = 1
+        candidates.append(refiner.build(x[rep], point, mask[rep], np.ones(len(rep)), keep))
+        owners.append(rep)
+        moves.append(n_moves + np.arange(len(rep)))
+        n_moves += len(rep)
+    return np.concatenate(owners), np.concatenate(candidates), np.concatenate(moves)
+
+
+def _smallest_valid_moves(moves: Tuple[np.ndarray, np.ndarray, np.ndarray], proba: np.ndarray, targets: np.ndarray,
+                          refiner: Refiner) -> np.ndarray:
+    """Indices of the first candidate of each move that reaches its row's target (its smallest scale)."""
+    owner, _, move = moves
+    live = np.flatnonzero(refiner.criterion.met(proba, targets[owner]))
+    _, first = np.unique(move[live], return_index=True)
+    return live[first]
+
+
+def _valid_sets_per_row(found: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]], x: np.ndarray,
+                        targets: np.ndarray, refiner: Refiner) -> np.ndarray:
+    """Per batch row, how many different sets of changed variables its valid counterfactuals among ``found``
+    (``(row, cf, proba)`` triples) make."""
+    owner = np.concatenate([f[0] for f in found])
+    cf = np.concatenate([f[1] for f in found])
+    proba = np.concatenate([f[2] for f in found])
+    valid = refiner.criterion.reached(proba, targets[owner]) & refiner.criterion.met(proba, targets[owner])
+    changed = refiner.variable_costs(x[owner[valid]], cf[valid]) > 0
+    keyed = np.concatenate([owner[valid][:, None], changed], axis=1)
+    keyed = keyed[changed.any(axis=1)]
+    distinct = np.unique(keyed, axis=0)[:, 0] if len(keyed) else np.zeros(0, dtype=np.int64)
+    return np.bincount(distinct.astype(np.int64), minlength=len(x))
 
 
 def _distinct(owner: np.ndarray, cf: np.ndarray) -> np.ndarray:

@@ -223,7 +223,7 @@ class Inference:
         diverse = None
         if n_counterfactuals > 1:
             found = diverse_counterfactuals(flat, cf_flat, cf_proba, targets, mask, refiner, self.counterfactuals,
-                                            refine=refine, x_proba=orig_proba)
+                                            refine=refine, x_proba=orig_proba, k=n_counterfactuals)
             picks = ranked(found, n, n_counterfactuals)
             first = np.array([p[0] for p in picks])
             cf_flat, cf_proba = found.cf[first], found.proba[first]

@@ -194,6 +194,8 @@ class Search:
     pool
         When asked for: ``(row, cf, proba)`` of every subset's cheapest candidate that reaches its row's target
         (rows not already of their target class), for the alternatives of :mod:`alibi_countergan.diverse`.
+    extra_proba
+        The predictor's probabilities for the caller's ``extra`` rows, scored in the same call (None without them).
     """
 
     targets: np.ndarray
@@ -202,6 +204,7 @@ class Search:
     x_proba: np.ndarray
     done: np.ndarray
     pool: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None
+    extra_proba: Optional[np.ndarray] = None
 
 
 class Refiner:
@@ -272,7 +275,8 @@ class Refiner:
     # -- the one-call search (small batches of rows that are not wide) --------------------------------
 
     def search(self, x: np.ndarray, proposals: np.ndarray, options: np.ndarray, mask: np.ndarray,
-               pool: bool = False, accept_grown: bool = False) -> Optional[Search]:
+               pool: bool = False, accept_grown: bool = False, extra: Optional[np.ndarray] = None
+               ) -> Optional[Search]:
         """Score the originals, the generator's proposals and their candidates in one predictor call (see the
         module); None, with no call, when the rows are wide or the candidates would hold more than
         :data:`SEARCH_CALL_VALUES` values (the caller then takes the stages).
@@ -297,21 +301,27 @@ class Refiner:
             to the stages, which repair it as they would without the search (a grid that coarse is no place to
             stop for a first counterfactual); True: they compete with the others (alternatives, which the first
             counterfactual already ranks below).
+        extra
+            More flat rows of the caller's, scored in the same call (:attr:`Search.extra_proba`); they count
+            towards the call's size.
         """
         n, m = options.shape
         if self.wide:
             return None
+        n_extra = 0 if extra is None else len(extra)
         source_row = np.repeat(np.arange(n), m)
         xs, masks = (x, mask) if m == 1 else (x[source_row], mask[source_row])
         changed = self.variable_costs(xs, proposals) > 0
-        plan = self._plan(changed, search_budget(n * (m + 1), x.shape[1]))
+        plan = self._plan(changed, search_budget(n * (m + 1) + n_extra, x.shape[1]))
         if plan is None:
             return None
         owner, scale, keep, subset = plan
         candidates = self.build(xs[owner], proposals[owner], masks[owner], scale,
                                 keep[:, self.variables.of_column].astype(x.dtype))
-        proba = self.predict(np.concatenate([x, proposals, candidates]))
-        x_proba, prop_proba, cand_proba = proba[:n], proba[n:n * (m + 1)], proba[n * (m + 1):]
+        scored = [x, proposals, candidates] + ([] if extra is None else [extra.astype(x.dtype, copy=False)])
+        proba = self.predict(np.concatenate(scored))
+        end = len(proba) - n_extra
+        x_proba, prop_proba, cand_proba = proba[:n], proba[n:n * (m + 1)], proba[n * (m + 1):end]
         targets, source = choose_targets(options, x_proba, prop_proba)
         row_of = np.full(len(proposals), -1)  # the row each proposal serves (-1: another target's, not chosen)
         row_of[source] = np.arange(n)
@@ -330,7 +340,7 @@ class Refiner:
             live = live[first]
             found = (cand_row[live], candidates[live], cand_proba[live])
         return Search(targets=targets, cf=cf, proba=cf_proba, x_proba=x_proba, done=already | (met & ~many),
-                      pool=found)
+                      pool=found, extra_proba=None if extra is None else proba[end:])
 
     def _plan(self, changed: np.ndarray, budget: int
               ) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
