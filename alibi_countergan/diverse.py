@@ -93,12 +93,16 @@ def diverse_counterfactuals(x: np.ndarray, cf: np.ndarray, proba: np.ndarray, ta
     changed = refiner.variable_costs(x, cf) > 0
     rows, var = np.nonzero(changed)
     owner, found, found_proba = [np.arange(len(x))], [cf], [proba]
-    moves = single_variable_moves(x, mask, refiner) if refine and not refiner.wide else None
-    moves_proba = None
+    moves = None
+    if refine and not refiner.wide and rows.size:  # rows already of their target (nothing changed) get no moves
+        moved = np.unique(rows)
+        move_row, move_cf, move_id = single_variable_moves(x[moved], mask[moved], refiner)
+        moves = (moved[move_row], move_cf, move_id)
+    moves_proba, moves_pick = None, None
     if rows.size:
         frozen = mask[rows] * (v.of_column[None, :] != var[:, None])
         first = (np.arange(len(x)), cf, proba)
-        local, alt, alt_proba, moves_proba = _alternatives(
+        local, alt, alt_proba, moves_proba, moves_pick = _alternatives(
             x[rows], targets[rows], frozen, refiner, generate, refine, None if x_proba is None else x_proba[rows],
             _Context(rows=rows, x=x, targets=targets, k=k, first=first, moves=moves))
         owner.append(rows[local])
@@ -107,7 +111,7 @@ def diverse_counterfactuals(x: np.ndarray, cf: np.ndarray, proba: np.ndarray, ta
     if moves is not None and len(moves[0]):
         if moves_proba is None:
             moves_proba = refiner.predict(moves[1])
-        pick = _smallest_valid_moves(moves, moves_proba, targets, refiner)
+        pick = _smallest_valid_moves(moves, moves_proba, targets, refiner) if moves_pick is None else moves_pick
         owner.append(moves[0][pick])
         found.append(moves[1][pick])
         found_proba.append(moves_proba[pick])
@@ -137,9 +141,10 @@ class _Context:
 
 def _alternatives(x: np.ndarray, targets: np.ndarray, mask: np.ndarray, refiner: Refiner, generate: RegenerateFn,
                   refine: bool, x_proba: Optional[np.ndarray], context: _Context
-                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[np.ndarray]]:
+                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
     """The generator's counterfactuals under ``mask``, refined as the first ones are: ``(row, cf, proba,
-    moves_proba)``, the last the probabilities of ``context.moves`` when the search scored them (else None).
+    moves_proba, moves_pick)``, the last two the probabilities of ``context.moves`` when the search scored them and
+    :func:`_smallest_valid_moves` of them when it was needed here (else None).
 
     Where the batch fits in the one-call search (:meth:`Refiner.search`), every subset's cheapest candidate that
     reaches the target comes with each row's best one (several alternatives per proposal, at no further call), and
@@ -156,11 +161,12 @@ def _alternatives(x: np.ndarray, targets: np.ndarray, mask: np.ndarray, refiner:
     if searched is None:
         proposal_proba = refiner.predict(proposal)
         if not refine:
-            return rows, proposal, proposal_proba, None
-        return (rows,) + refiner.refine(x, proposal, targets, mask, proposal_proba, x_proba) + (None,)
+            return rows, proposal, proposal_proba, None, None
+        return (rows,) + refiner.refine(x, proposal, targets, mask, proposal_proba, x_proba) + (None, None)
     cf, proba = searched.cf, searched.proba
     todo = np.flatnonzero(~searched.done)
     pool_rows, pool_cf, pool_proba = searched.pool if searched.pool is not None else (rows[:0], cf[:0], proba[:0])
+    pick = None
     if todo.size and context.k > 1:
         # the batch rows that already have k valid alternatives changing different variables need no repair
         done = rows[searched.done]
@@ -175,7 +181,7 @@ def _alternatives(x: np.ndarray, targets: np.ndarray, mask: np.ndarray, refiner:
         cf[todo], proba[todo] = refiner.refine(x[todo], cf[todo], targets[todo], mask[todo], proba[todo],
                                                searched.x_proba[todo])
     return (np.concatenate([rows, pool_rows]), np.concatenate([cf, pool_cf]), np.concatenate([proba, pool_proba]),
-            searched.extra_proba)
+            searched.extra_proba, pick)
 
 
 def single_variable_moves(x: np.ndarray, mask: np.ndarray, refiner: Refiner
@@ -244,7 +250,7 @@ def _valid_sets_per_row(found: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray
     owner = np.concatenate([f[0] for f in found])
     cf = np.concatenate([f[1] for f in found])
     proba = np.concatenate([f[2] for f in found])
-    valid = refiner.criterion.reached(proba, targets[owner]) & refiner.criterion.met(proba, targets[owner])
+    valid = refiner.criterion.met(proba, targets[owner])  # met implies reached
     changed = refiner.variable_costs(x[owner[valid]], cf[valid]) > 0
     keyed = np.concatenate([owner[valid][:, None], changed], axis=1)
     keyed = keyed[changed.any(axis=1)]

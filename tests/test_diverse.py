@@ -108,3 +108,12 @@ def test_a_row_whose_first_recourse_changes_one_variable_still_gets_three(compas
             other += len(sets) >= 2  # a recourse with another variable than the first one's
     assert single >= 5 and other >= 0.8 * single, (single, other)
     assert np.mean(n_valid) >= 2.75, n_valid  # 2.1 without the moves
+
+
+def test_an_instance_already_of_its_target_is_its_only_counterfactual(compas_explainer):
+    # no recourse is needed: the single-variable moves must not offer changes to a row that needs none
+    explainer, X = compas_explainer
+    explanation = explainer.explain(X[:5], target_class=0, n_counterfactuals=3)
+    for i, found in enumerate(explanation.data["counterfactuals"]):
+        assert len(found["X"]) == 1 and found["changed"] == [[]], found["changed"]
+        np.testing.assert_array_equal(found["X"][0], X[i])
