@@ -191,8 +191,21 @@ def single_variable_moves(x: np.ndarray, mask: np.ndarray, refiner: Refiner
     A numeric variable moves towards each end of its range that differs from its value, at every scale
     ``1 / SEARCH_STEPS, ..., 1`` of the way, ascending (the constraints held by :meth:`Refiner.build`: a monotone
     variable's forbidden direction gives the original back, an ordinal one lands on its grid); a one-hot variable
-    switches to each other category. ``move`` numbers each (row, variable, direction or category), its candidates
-    contiguous.
+    switches to each other category.
+
+    Parameters
+    ----------
+    x
+        Originals, flat ``(n, n_features)``.
+    mask
+        1 where a feature may change, per row.
+    refiner
+        The refinement whose feature space and candidate builder are used.
+
+    Returns
+    -------
+    ``(row, candidate, move)``: the row of each candidate, the candidates ``(N, n_features)``, and a number per
+    (row, variable, direction or category), each move's candidates contiguous and in ascending scale.
     """
     t = refiner.tensors
     f = x.shape[1]
