@@ -158,7 +158,7 @@ def check_probabilities(proba: Any, n_rows: int, what: str = "predictor output",
     if low < -1e-6 or high > 1 + 1e-6:
         raise ValueError(f"The {what} has values outside [0, 1] (min {low:.3g}, max {high:.3g}): it "
                          f"looks like logits or scores; apply a softmax so that it returns probabilities.")
-    sums = arr.sum(axis=1)
+    sums = arr[:, 0] + arr[:, 1] if arr.shape[1] == 2 else arr.sum(axis=1)  # two classes: no reduction's overhead
     if np.max(np.abs(sums - 1.0)) > 1e-3:
         row = int(np.argmax(np.abs(sums - 1.0)))
         raise ValueError(f"The {what} rows must sum to 1 (row {row} sums to {sums[row]:.4f}): it does not look "

@@ -35,6 +35,10 @@ import numpy as np
 
 from alibi_countergan.ops import NUMPY_OPS, Ops, Tensor
 
+RESTRICTED_CACHE_SIZE = 1024
+"""Restrictions of a space's tensors to a set of columns kept by :meth:`FeatureSpace.tensors_on` (emptied when
+full)."""
+
 
 @dataclass(frozen=True)
 class FeatureSpace:
@@ -110,6 +114,7 @@ class FeatureSpace:
             groups=self.groups,
             grids=tuple((j, ops.constant(g.astype(np.float32))) for j, g in self.grids),
             min_change=self.min_change,
+            monotone=bool(np.any(self.increase) or np.any(self.decrease)),
         )
 
     def network_inputs(self, x: np.ndarray) -> np.ndarray:
@@ -126,6 +131,23 @@ class FeatureSpace:
     def _numpy_tensors(self) -> Tuple["SpaceTensors", "SpaceTensors"]:
         tensors = self.tensors(NUMPY_OPS)
         return tensors, tensors.cast(np.float64)
+
+    def tensors_on(self, dtype: Any, columns: Tuple[int, ...]) -> "SpaceTensors":
+        """:meth:`tensors_for` restricted to ``columns`` (whole variables, ascending; see
+        :meth:`SpaceTensors.restricted`), each built once: a served explainer's proposals change the same few
+        variables again and again."""
+        key = (1 if dtype == np.float64 else 0, columns)
+        cache = self._restricted_tensors
+        found = cache.get(key)
+        if found is None:
+            if len(cache) >= RESTRICTED_CACHE_SIZE:
+                cache.clear()
+            found = cache[key] = self.tensors_for(dtype).restricted(columns)
+        return found
+
+    @cached_property
+    def _restricted_tensors(self) -> Dict[Tuple[int, Tuple[int, ...]], "SpaceTensors"]:
+        return {}
 
     @property
     def group_costs(self) -> Tuple[float, ...]:
@@ -180,6 +202,36 @@ class SpaceTensors:
     """Number of variables: numeric columns, plus one per one-hot group (:attr:`Variables.n`)."""
     numeric: Tensor = None
     """1 for the columns outside one-hot groups, else 0 (the complement of :attr:`Variables.grouped`)."""
+    monotone: bool = True
+    """Whether any column is monotone (:func:`project` skips the directions' arithmetic otherwise)."""
+
+    def restricted(self, columns: Sequence[int]) -> "SpaceTensors":
+        """The tensors of the ``columns`` alone (numpy tensors only), for rows that change nothing else:
+        :func:`project` of those columns gives the same values as of whole rows.
+
+        Raises
+        ------
+        ValueError
+            When ``columns`` are not ascending or hold part of a one-hot group.
+        """
+        cols = np.asarray(columns, dtype=np.int64)
+        if cols.size > 1 and np.any(np.diff(cols) <= 0):
+            raise ValueError(f"The columns of restricted tensors must be ascending and distinct; got {list(columns)}.")
+        position = {int(c): i for i, c in enumerate(cols)}
+        groups = []
+        for start, stop in self.groups:
+            inside = [c in position for c in range(start, stop)]
+            if any(inside) and not all(inside):
+                raise ValueError(f"The columns {list(columns)} hold part of the one-hot group of columns {start} to "
+                                 f"{stop - 1}; restricted tensors take whole variables.")
+            if all(inside):
+                groups.append((position[start], position[start] + stop - start))
+        changes: Dict[str, Any] = {f.name: getattr(self, f.name)[:, cols] for f in fields(self)
+                                   if isinstance(getattr(self, f.name), np.ndarray)}
+        grids = tuple((position[j], g) for j, g in self.grids if j in position)
+        n_variables = int(cols.size) - sum(stop - start - 1 for start, stop in groups)
+        monotone = self.monotone and bool(np.any(changes["increase"]) or np.any(changes["decrease"]))
+        return replace(self, groups=tuple(groups), grids=grids, n_variables=n_variables, monotone=monotone, **changes)
 
     def cast(self, dtype: Any) -> "SpaceTensors":
         """A copy with every numpy array (the grids' included) converted to ``dtype``; numpy tensors only."""
@@ -298,7 +350,8 @@ def residual_towards(x: np.ndarray, cf: np.ndarray, space: SpaceTensors, scale: 
         The factor of each row's numeric changes, ``(B,)``.
     """
     delta = cf - x
-    return np.where(space.numeric > 0, scale.reshape(-1, 1) * delta / space.spread, 2.0 * delta)
+    numeric = scale.reshape(-1, 1) * delta / space.spread
+    return np.where(space.numeric > 0, numeric, 2.0 * delta) if space.groups else numeric
 
 
 def project(ops: Ops, x: Tensor, u: Tensor, mask: Tensor, space: SpaceTensors, *, hard: bool) -> Tensor:
@@ -329,9 +382,11 @@ def project(ops: Ops, x: Tensor, u: Tensor, mask: Tensor, space: SpaceTensors, *
     if space.min_change > 0:
         kept = delta * ops.positive(ops.abs(u) - space.min_change)
         delta = kept if hard else delta + ops.stop_gradient(kept - delta)
-    delta = delta * space.free + space.increase * ops.relu(delta) - space.decrease * ops.relu(-delta)
+    if space.monotone:
+        delta = delta * space.free + space.increase * ops.relu(delta) - space.decrease * ops.relu(-delta)
     cf = x + delta
     cf = ops.minimum(ops.maximum(cf, ops.minimum(space.lower, x)), ops.maximum(space.upper, x))
+    blocks: Dict[int, Tuple[int, Tensor]] = {}  # first column -> (end, the columns' values): one-hot groups, grids
     for start, stop in space.groups:
         logits = x[:, start:stop] + u[:, start:stop]
         hot = ops.one_hot_argmax(logits)
@@ -339,17 +394,32 @@ def project(ops: Ops, x: Tensor, u: Tensor, mask: Tensor, space: SpaceTensors, *
             soft = ops.softmax(logits)
             hot = hot + (soft - ops.stop_gradient(soft))
         keep = mask[:, start : start + 1]
-        group = keep * hot + (1.0 - keep) * x[:, start:stop]
-        cf = ops.concat([cf[:, :start], group, cf[:, stop:]], axis=1)
-    for column, grid in space.grids:
+        blocks[start] = (stop, keep * hot + (1.0 - keep) * x[:, start:stop])
+    for column, grid in space.grids:  # numeric columns, none in a one-hot group
         value = cf[:, column : column + 1]
         snapped = _snap(ops, value, x[:, column : column + 1], grid, space, column)
         if not hard:
             snapped = value + ops.stop_gradient(snapped - value)
         keep = mask[:, column : column + 1]
-        cf = ops.concat([cf[:, :column], keep * snapped + (1.0 - keep) * x[:, column : column + 1],
-                         cf[:, column + 1 :]], axis=1)
-    return cf
+        blocks[column] = (column + 1, keep * snapped + (1.0 - keep) * x[:, column : column + 1])
+    return _with_blocks(ops, cf, blocks, int(space.spread.shape[-1]))
+
+
+def _with_blocks(ops: Ops, cf: Tensor, blocks: Dict[int, Tuple[int, Tensor]], n_features: int) -> Tensor:
+    """``cf`` (``n_features`` columns) with the column ranges of ``blocks`` (first column -> (end, values))
+    replaced, in one concatenation (one copy of the batch, however many groups and grids there are)."""
+    if not blocks:
+        return cf
+    parts, column = [], 0
+    for start in sorted(blocks):
+        stop, values = blocks[start]
+        if start > column:
+            parts.append(cf[:, column:start])
+        parts.append(values)
+        column = stop
+    if column < n_features:
+        parts.append(cf[:, column:])
+    return ops.concat(parts, axis=1)
 
 
 def _snap(ops: Ops, value: Tensor, original: Tensor, grid: Tensor, space: SpaceTensors, column: int) -> Tensor:

@@ -112,8 +112,9 @@ class NumpyOps:
         return shifted / shifted.sum(axis=-1, keepdims=True)
 
     def one_hot_argmax(self, x: np.ndarray) -> np.ndarray:
-        hot = np.zeros_like(x)
-        np.put_along_axis(hot, x.argmax(axis=-1)[..., None], 1.0, axis=-1)
+        hot = np.zeros(x.shape, dtype=x.dtype)  # C-contiguous, so that the reshape below is a view
+        flat = hot.reshape(-1, x.shape[-1])
+        flat[np.arange(len(flat)), x.reshape(-1, x.shape[-1]).argmax(axis=-1)] = 1.0
         return hot
 
     def nearest(self, x: np.ndarray, grid: np.ndarray) -> np.ndarray:

@@ -6,13 +6,13 @@ batched predictor calls (no gradients, so black-box predictors work the same).
 
 **One call for a small batch of tabular rows.** :meth:`Refiner.search` builds, before any predictor call, the
 candidates the stages below would try: for a proposal that changes 1 to :data:`SEARCH_VARIABLES` variables, each
-non-empty subset of its changes kept, at each of :data:`SEARCH_STEPS` scales of the residual and at the repair
-stage's :data:`GROW_SCALES` (a subset of categories only at scale 1, which scales do not move). The originals, the
-proposals and those candidates are scored in one call and, per row, the cheapest that reaches the target wins (a
-first counterfactual never stops at a grown one: that grid is too coarse; the alternatives of
-:mod:`alibi_countergan.diverse` may). That is a joint search over subsets
-and scales: it holds every candidate of the drop stage, so it is never costlier than that stage, and it finds
-what the drop-then-shrink sequence cannot (a larger subset shrunk further). It scores more rows than the stages
+non-empty subset of its changes kept, at each of :data:`SEARCH_STEPS` scales of the residual (a subset of categories
+only at scale 1, which scales do not move). The originals, the proposals and those candidates are scored in one call
+and, per row, the cheapest that reaches the target wins. The alternatives of :mod:`alibi_countergan.diverse` also
+try the repair stage's :data:`GROW_SCALES`; a first counterfactual never stops at a grown candidate (that grid is too
+coarse), so its search does not score them. That is a joint search over subsets and scales: it holds every
+candidate of the drop stage, so it is never costlier than that stage, and it finds what the drop-then-shrink
+sequence cannot (a larger subset shrunk further). It scores more rows than the stages
 (hundreds to a few thousand per row instead of about a hundred), which is cheap where a call's fixed cost
 dominates (one row, a few rows, a served classifier) and not for a large batch: a batch whose candidates would
 hold more than :data:`SEARCH_CALL_VALUES` values takes the stages instead, with a few calls of fewer rows. The
@@ -255,6 +255,25 @@ class Refiner:
         m = mask if keep is None else mask * keep
         return project(NUMPY_OPS, x, u.astype(x.dtype), m.astype(x.dtype), self.tensors, hard=True)
 
+    def _build_one(self, x: np.ndarray, cf: np.ndarray, mask: np.ndarray, scale: np.ndarray, keep: np.ndarray,
+                   changed: np.ndarray) -> np.ndarray:
+        """:meth:`build`'s candidates of one row ``x`` and its counterfactual ``cf`` (flat ``(n_features,)``), at
+        ``scale`` with the variables ``keep`` ``(N, n_variables)``, all among the ``changed`` variables: the same
+        values, projected on the changed variables' columns alone (:meth:`SpaceTensors.restricted`; the others stay
+        the original's), so that the cost follows the few variables a proposal changes, not the row's width."""
+        cols = np.flatnonzero(changed[self.variables.of_column])
+        dtype, columns = x.dtype, tuple(cols.tolist())
+        if self.tensors is self.space.tensors_for(dtype):
+            tensors = self.space.tensors_on(dtype, columns)
+        else:  # tensors of the caller's
+            tensors = self.tensors.restricted(columns)
+        x_part, cf_part = x[None, cols], cf[None, cols]
+        m = mask[None, cols] * keep[:, self.variables.of_column[cols]]
+        u = residual_towards(x_part, cf_part, tensors, scale)
+        out = np.repeat(x[None], len(scale), axis=0)
+        out[:, cols] = project(NUMPY_OPS, x_part, u.astype(dtype), m.astype(dtype), tensors, hard=True)
+        return out
+
     def cost(self, x: np.ndarray, cf: np.ndarray) -> np.ndarray:
         """Cost of each counterfactual: L1 in units of spread, plus the category cost of each switched
         categorical variable (1 by default)."""
@@ -312,12 +331,17 @@ class Refiner:
         source_row = np.repeat(np.arange(n), m)
         xs, masks = (x, mask) if m == 1 else (x[source_row], mask[source_row])
         changed = self.variable_costs(xs, proposals) > 0
-        plan = self._plan(changed, search_budget(n * (m + 1) + n_extra, x.shape[1]))
+        grow = pool or accept_grown  # grown candidates serve the pool and accepted ones only
+        plan = self._plan(changed, search_budget(n * (m + 1) + n_extra, x.shape[1]), grow)
         if plan is None:
             return None
         owner, scale, keep, subset = plan
-        candidates = self.build(xs[owner], proposals[owner], masks[owner], scale,
-                                keep[:, self.variables.of_column].astype(x.dtype))
+        if owner.size and owner[0] == owner[-1]:  # one proposal's candidates (a single row's)
+            candidates = self._build_one(xs[owner[0]], proposals[owner[0]], masks[owner[0]], scale, keep,
+                                         changed[owner[0]])
+        else:
+            candidates = self.build(xs[owner], proposals[owner], masks[owner], scale,
+                                    keep[:, self.variables.of_column].astype(x.dtype))
         scored = [x, proposals, candidates] + ([] if extra is None else [extra.astype(x.dtype, copy=False)])
         proba = self.predict(np.concatenate(scored))
         end = len(proba) - n_extra
@@ -342,19 +366,20 @@ class Refiner:
         return Search(targets=targets, cf=cf, proba=cf_proba, x_proba=x_proba, done=already | (met & ~many),
                       pool=found, extra_proba=None if extra is None else proba[end:])
 
-    def _plan(self, changed: np.ndarray, budget: int
+    def _plan(self, changed: np.ndarray, budget: int, grow: bool
               ) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """The candidates of :meth:`search` for proposals changing the variables ``changed``
         ``(P, n_variables)``: ``(owner, scale, keep, subset)``, the proposal of each (ascending), its scale of the
         residual (ascending within a subset), its kept variables ``(N, n_variables)`` and the index of its subset
-        among its proposal's; None when there would be more than ``budget``."""
+        among its proposal's; None when there would be more than ``budget``. ``grow``: with the scales of
+        :data:`GROW_SCALES` too."""
         v = self.variables
         n_changed = changed.sum(axis=1)
         searched = np.flatnonzero((n_changed >= 1) & (n_changed <= SEARCH_VARIABLES))
         if searched.size == 1:  # one row's proposal (a single explanation): its candidates come from a cache
             which_one = tuple(np.flatnonzero(changed[searched[0]]).tolist())
             keep_one, scale_one, subset_one = _single_plan(which_one, tuple(v.is_group[list(which_one)].tolist()),
-                                                           v.n)
+                                                           v.n, grow)
             if len(scale_one) > budget:
                 return None
             return np.full(len(scale_one), searched[0]), scale_one, keep_one, subset_one
@@ -367,8 +392,8 @@ class Refiner:
         numeric = (~v.is_group[which]).astype(np.int64) << place
         kinds = counts * 2 ** SEARCH_VARIABLES + (np.add.reduceat(numeric, first) if searched.size else first)
         unique, n_of_kind = np.unique(kinds, return_counts=True)
-        templates = [_search_template(int(kind) >> SEARCH_VARIABLES, int(kind) % 2 ** SEARCH_VARIABLES, SEARCH_STEPS)
-                     for kind in unique]
+        templates = [_search_template(int(kind) >> SEARCH_VARIABLES, int(kind) % 2 ** SEARCH_VARIABLES, SEARCH_STEPS,
+                                      grow) for kind in unique]
         if sum(len(t[1]) * int(c) for t, c in zip(templates, n_of_kind)) > budget:
             return None
         owners, scales, subsets = [np.zeros(0, dtype=np.int64)], [np.zeros(0)], [np.zeros(0, dtype=np.int64)]
@@ -402,7 +427,7 @@ class Refiner:
         live = live[self.criterion.met(cand_proba[live], targets[cand_row[live]])]
         if live.size:
             rows = cand_row[live]
-            cand_cost = self.cost(x[rows], candidates[live])
+            cand_cost = self.cost(x if len(x) == 1 else x[rows], candidates[live])
             best = _argmin_per_row(rows, cand_cost, len(x))
             better = np.flatnonzero(best >= 0)
             better = better[cand_cost[best[better]] < cost[better]]
@@ -681,7 +706,9 @@ def _argmin_per_row(owner: np.ndarray, key: np.ndarray, n_rows: int) -> np.ndarr
     """For each row, the index of its candidate with the smallest finite ``key`` (-1 if none)."""
     out = np.full(n_rows, -1)
     finite = np.flatnonzero(np.isfinite(key))
-    if finite.size:
+    if finite.size and n_rows == 1:  # the first smallest, as the sort below picks it
+        out[0] = finite[np.argmin(key[finite])]
+    elif finite.size:
         order = finite[np.lexsort((key[finite], owner[finite]))]
         rows, first = np.unique(owner[order], return_index=True)
         out[rows] = order[first]
@@ -689,13 +716,14 @@ def _argmin_per_row(owner: np.ndarray, key: np.ndarray, n_rows: int) -> np.ndarr
 
 
 @functools.lru_cache(maxsize=1024)
-def _single_plan(which: Tuple[int, ...], grouped: Tuple[bool, ...], n_variables: int
+def _single_plan(which: Tuple[int, ...], grouped: Tuple[bool, ...], n_variables: int, grow: bool
                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:meth:`Refiner._plan`'s candidates of one proposal that changes the variables ``which`` (one-hot groups
     where ``grouped``), out of ``n_variables``: ``(keep, scale, subset)``, read-only, the same as the batch path
-    builds. A served explainer sees the same few patterns of changed variables again and again."""
+    builds (``grow``: with :data:`GROW_SCALES`). A served explainer sees the same few patterns of changed variables
+    again and again."""
     numeric_bits = sum(1 << i for i, g in enumerate(grouped) if not g)
-    kept, scale, subset = _search_template(len(which), numeric_bits, SEARCH_STEPS)
+    kept, scale, subset = _search_template(len(which), numeric_bits, SEARCH_STEPS, grow)
     keep = np.zeros((len(scale), n_variables), dtype=bool)
     keep[:, list(which)] = kept
     keep.flags.writeable = False
@@ -723,15 +751,16 @@ def choose_targets(options: np.ndarray, x_proba: np.ndarray, prop_proba: np.ndar
 
 
 @functools.cache
-def _search_template(k: int, numeric_bits: int, steps: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _search_template(k: int, numeric_bits: int, steps: int, grow: bool
+                     ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The candidates of a proposal that changes ``k`` variables, numeric where ``numeric_bits`` has a bit:
     ``(kept, scale, subset)``, each non-empty subset of the ``k`` (True where kept, ``(N, k)``) at every scale of the
-    grid of ``steps`` in ascending order, or at scale 1 alone when it keeps no numeric variable, and the index of
-    each candidate's subset."""
+    grid of ``steps`` in ascending order (then :data:`GROW_SCALES` with ``grow``), or at scale 1 alone when it keeps
+    no numeric variable, and the index of each candidate's subset."""
     subsets = ((np.arange(1, 2 ** k)[:, None] >> np.arange(k)[None, :]) & 1).astype(bool)
     numeric = ((numeric_bits >> np.arange(k)) & 1).astype(bool)
     moves = (subsets & numeric).any(axis=1)
-    grid = np.concatenate([np.arange(1, steps + 1) / steps, GROW_SCALES])
+    grid = np.concatenate([np.arange(1, steps + 1) / steps, GROW_SCALES if grow else ()])
     repeats = np.where(moves, len(grid), 1)
     at = np.arange(int(repeats.sum())) - np.repeat(np.cumsum(repeats) - repeats, repeats)
     scale = np.where(np.repeat(moves, repeats), grid[at % len(grid)], 1.0)

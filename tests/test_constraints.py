@@ -95,6 +95,23 @@ def test_projection_is_differentiable_through_one_hot_groups_in_training():
     assert u.grad is not None and u.grad[0, 1] > 0  # raising category 1's logit raises its value
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=constrained_problems(), pick=st.integers(0, 2**16 - 1))
+def test_projecting_the_columns_of_some_variables_alone_gives_the_same_values(problem, pick):
+    # the refinement's candidates of one row change a few variables; it projects their columns alone
+    space, x, u, masks = problem
+    variables = space.variables
+    chosen = ((pick >> np.arange(variables.n)) & 1).astype(bool)[variables.of_column]
+    masks = masks * chosen  # nothing outside the chosen variables may change
+    whole = project(NUMPY_OPS, x, u, masks, space.tensors(NUMPY_OPS), hard=True)
+    np.testing.assert_array_equal(whole[:, ~chosen], x[:, ~chosen])
+    cols = np.flatnonzero(chosen)
+    restricted = space.tensors_on(np.float32, tuple(cols.tolist()))
+    assert restricted is space.tensors_on(np.float32, tuple(cols.tolist()))  # built once
+    part = project(NUMPY_OPS, x[:, cols], u[:, cols], masks[:, cols], restricted, hard=True)
+    np.testing.assert_array_equal(part, whole[:, cols])
+
+
 @pytest.fixture(scope="module")
 def compas_constrained(compas, compas_model):
     data, X_train, _, _, _ = compas
@@ -103,6 +120,18 @@ def compas_constrained(compas, compas_model):
                       immutable_features=immutable, monotone={"priors_count": "decreasing"},
                       ordinal_features=["priors_count", "juv_fel_count"], train_steps=800, verbose=False,
                       seed=0).fit(X_train)
+
+
+def test_restricted_tensors_take_whole_variables_in_order(compas_constrained):
+    space = compas_constrained.space_
+    tensors = space.tensors(NUMPY_OPS)
+    start, stop = space.groups[0]
+    with pytest.raises(ValueError, match="part of the one-hot group"):
+        tensors.restricted([start])
+    with pytest.raises(ValueError, match="ascending and distinct"):
+        tensors.restricted([stop, start])
+    kept = tensors.restricted(list(range(start, stop)))
+    assert kept.groups == ((0, stop - start),) and kept.n_variables == 1
 
 
 def test_compas_counterfactuals_respect_every_constraint(compas, compas_constrained):
