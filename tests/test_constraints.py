@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from alibi_countergan import CounteRGAN
@@ -15,6 +15,7 @@ from alibi_countergan.fairness import fairness_probe
 from alibi_countergan.features import build_feature_space
 from alibi_countergan.metrics import violations
 from alibi_countergan.ops import NUMPY_OPS
+from alibi_countergan.refine import Criterion, Refiner
 
 OPS = {"numpy": NUMPY_OPS, "pytorch": TorchOps(torch.device("cpu"))}
 
@@ -110,6 +111,31 @@ def test_projecting_the_columns_of_some_variables_alone_gives_the_same_values(pr
     assert restricted is space.tensors_on(np.float32, tuple(cols.tolist()))  # built once
     part = project(NUMPY_OPS, x[:, cols], u[:, cols], masks[:, cols], restricted, hard=True)
     np.testing.assert_array_equal(part, whole[:, cols])
+
+
+def _no_predictor(x):
+    raise AssertionError("building candidates calls no predictor")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=constrained_problems(), seed=st.integers(0, 2**16 - 1))
+def test_one_rows_candidates_projected_once_per_scale_are_the_general_builds(problem, seed):
+    # a single row's search projects each distinct scale once and picks each candidate's kept variables from it
+    space, x, u, masks = problem
+    tensors = space.tensors_for(np.float32)
+    refiner = Refiner(space, tensors, _no_predictor, Criterion())
+    cf = project(NUMPY_OPS, x[:1], u[:1], masks[:1], tensors, hard=True)[0]
+    changed = refiner.variable_costs(x[:1], cf[None])[0] > 0
+    assume(changed.any())
+    rng = np.random.default_rng(seed)
+    n = 60
+    keep = (rng.random((n, space.variables.n)) < 0.6) & changed
+    scale = rng.choice(np.r_[np.arange(1, 49) / 48, 1.5, 2.0, 3.0], n)
+    one = refiner._build_one(x[0], cf, masks[0], scale, keep, changed)
+    rows = np.zeros(n, dtype=int)
+    general = refiner.build(x[rows], cf[None][rows], masks[rows], scale,
+                            keep[:, space.variables.of_column].astype(np.float32))
+    np.testing.assert_array_equal(one, general)
 
 
 @pytest.fixture(scope="module")
