@@ -7,6 +7,7 @@ with an error naming the parameter for anything unknown (:func:`parse_constraint
 fit data (:func:`build_feature_space`).
 """
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -136,7 +137,14 @@ def freeze(mutable: np.ndarray, columns: Sequence[int], groups: Sequence[Tuple[i
 
 
 def check_onehot(x: np.ndarray, groups: Sequence[Tuple[int, int]], what: str) -> None:
-    """Raise a ValueError if a row's one-hot group is not exactly one 1 and zeros."""
+    """Raise a ValueError if a row's one-hot group is not exactly one 1 and zeros (the first such group and row
+    named)."""
+    if not groups:
+        return
+    columns, starts = _group_columns(tuple((int(start), int(stop)) for start, stop in groups))
+    block = x[:, columns]  # every group at once: the common case, all valid, in a few passes
+    if np.all((block == 0) | (block == 1)) and np.all(np.add.reduceat(block, starts, axis=1) == 1):
+        return
     for start, stop in groups:
         block = x[:, start:stop]
         valid = np.all((block == 0) | (block == 1), axis=1) & (block.sum(axis=1) == 1)
@@ -144,6 +152,14 @@ def check_onehot(x: np.ndarray, groups: Sequence[Tuple[int, int]], what: str) ->
             row = int(np.flatnonzero(~valid)[0])
             raise ValueError(f"{what}: row {row} has an invalid one-hot encoding in columns {start}:{stop} "
                              f"({block[row].tolist()}); each categorical group must hold exactly one 1.")
+
+
+@functools.lru_cache(maxsize=64)
+def _group_columns(groups: Tuple[Tuple[int, int], ...]) -> Tuple[np.ndarray, np.ndarray]:
+    """The columns of the one-hot ``groups``, in order, and where each group starts among them."""
+    columns = np.concatenate([np.arange(start, stop) for start, stop in groups])
+    sizes = np.array([stop - start for start, stop in groups])
+    return columns, np.cumsum(sizes) - sizes
 
 
 def build_feature_space(

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from alibi_countergan import CounteRGAN
+from alibi_countergan.features import check_onehot
 from alibi_countergan.testing import changed_entries
 
 
@@ -184,6 +185,28 @@ def test_invalid_one_hot_data_is_rejected(compas, compas_model):
     with pytest.raises(ValueError, match="row 5 has an invalid one-hot encoding"):
         CounteRGAN(compas_model, (1, X_train.shape[1]), cat_vars=data.cat_vars, train_steps=1,
                    verbose=False).fit(broken)
+
+
+def test_one_hot_check_names_the_first_broken_group_and_row(compas):
+    data, X_train, _, _, _ = compas
+    groups = tuple((int(start), int(start) + int(size)) for start, size in sorted(data.cat_vars.items()))
+    check_onehot(X_train, groups, "X")  # the real table passes
+    assert len(groups) >= 2
+    (_, _), (second, second_stop) = groups[0], groups[1]
+    broken = X_train.copy()
+    broken[7, second:second_stop] = 0.0  # no category at all in the second group
+    broken[9, second:second_stop] = 0.0
+    broken[9, second] = 0.5  # a fractional one
+    message = rf"X: row 7 has an invalid one-hot encoding in columns {second}:{second_stop}"
+    with pytest.raises(ValueError, match=message):
+        check_onehot(broken, groups, "X")
+    broken[7] = X_train[7]
+    with pytest.raises(ValueError, match=rf"row 9 .* columns {second}:{second_stop} \(\[0.5"):
+        check_onehot(broken, groups, "X")
+    first, first_stop = groups[0]
+    broken[12, first:first_stop] = 1.0  # every category of the first group: reported before the second's row 9
+    with pytest.raises(ValueError, match=rf"row 12 .* columns {first}:{first_stop}"):
+        check_onehot(broken, groups, "X")
 
 
 def test_inputs_are_never_modified(backend, pima):
