@@ -118,6 +118,9 @@ PredictFn = Callable[[np.ndarray], np.ndarray]
 RegenerateFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 """``(x, targets, mask) -> counterfactuals``: the generator's projected output for flat rows."""
 
+Levels = Tuple[np.ndarray, np.ndarray]
+"""A single row's search scales: the distinct ones, ascending, and each candidate's index among them."""
+
 
 @dataclass(frozen=True)
 class Criterion:
@@ -255,12 +258,13 @@ class Refiner:
         m = mask if keep is None else mask * keep
         return project(NUMPY_OPS, x, u.astype(x.dtype), m.astype(x.dtype), self.tensors, hard=True)
 
-    def _build_one(self, x: np.ndarray, cf: np.ndarray, mask: np.ndarray, scale: np.ndarray, keep: np.ndarray,
+    def _build_one(self, x: np.ndarray, cf: np.ndarray, mask: np.ndarray, levels: Levels, keep: np.ndarray,
                    changed: np.ndarray) -> np.ndarray:
-        """:meth:`build`'s candidates of one row ``x`` and its counterfactual ``cf`` (flat ``(n_features,)``), at
-        ``scale`` with the variables ``keep`` ``(N, n_variables)``, all among the ``changed`` variables: the same
-        values, projected on the changed variables' columns alone (:meth:`SpaceTensors.restricted`; the others stay
-        the original's), so that the cost follows the few variables a proposal changes, not the row's width.
+        """:meth:`build`'s candidates of one row ``x`` and its counterfactual ``cf`` (flat ``(n_features,)``), each at
+        its scale (``levels``: the distinct scales and each candidate's index among them) with the variables ``keep``
+        ``(N, n_variables)``, all among the ``changed`` variables: the same values, projected on the changed
+        variables' columns alone (:meth:`SpaceTensors.restricted`; the others stay the original's), so that the cost
+        follows the few variables a proposal changes, not the row's width.
 
         The projection works column by column (a one-hot group as a whole), and a reverted variable's columns come
         out as the original's: so each distinct scale is projected once, with every changed variable kept, and each
@@ -273,10 +277,10 @@ class Refiner:
         else:  # tensors of the caller's
             tensors = self.tensors.restricted(columns)
         x_part, cf_part = x[None, cols], cf[None, cols]
-        levels, level_of = np.unique(scale, return_inverse=True)
-        u = residual_towards(x_part, cf_part, tensors, levels)
+        distinct, level_of = levels
+        u = residual_towards(x_part, cf_part, tensors, distinct)
         at_level = project(NUMPY_OPS, x_part, u.astype(dtype), mask[None, cols].astype(dtype), tensors, hard=True)
-        out = np.repeat(x[None], len(scale), axis=0)
+        out = np.repeat(x[None], len(level_of), axis=0)
         out[:, cols] = np.where(keep[:, self.variables.of_column[cols]], at_level[level_of], x_part)
         return out
 
@@ -341,9 +345,9 @@ class Refiner:
         plan = self._plan(changed, search_budget(n * (m + 1) + n_extra, x.shape[1]), grow)
         if plan is None:
             return None
-        owner, scale, keep, subset = plan
-        if owner.size and owner[0] == owner[-1]:  # one proposal's candidates (a single row's)
-            candidates = self._build_one(xs[owner[0]], proposals[owner[0]], masks[owner[0]], scale, keep,
+        owner, scale, keep, subset, levels = plan
+        if levels is not None:  # one proposal's candidates (a single row's)
+            candidates = self._build_one(xs[owner[0]], proposals[owner[0]], masks[owner[0]], levels, keep,
                                          changed[owner[0]])
         else:
             candidates = self.build(xs[owner], proposals[owner], masks[owner], scale,
@@ -373,22 +377,23 @@ class Refiner:
                       pool=found, extra_proba=None if extra is None else proba[end:])
 
     def _plan(self, changed: np.ndarray, budget: int, grow: bool
-              ) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+              ) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Optional[Levels]]]:
         """The candidates of :meth:`search` for proposals changing the variables ``changed``
-        ``(P, n_variables)``: ``(owner, scale, keep, subset)``, the proposal of each (ascending), its scale of the
-        residual (ascending within a subset), its kept variables ``(N, n_variables)`` and the index of its subset
-        among its proposal's; None when there would be more than ``budget``. ``grow``: with the scales of
-        :data:`GROW_SCALES` too."""
+        ``(P, n_variables)``: ``(owner, scale, keep, subset, levels)``, the proposal of each (ascending), its scale
+        of the residual (ascending within a subset), its kept variables ``(N, n_variables)``, the index of its
+        subset among its proposal's, and, when one proposal is searched, the distinct scales and each candidate's
+        index among them (None for several); None when there would be more than ``budget``. ``grow``: with the
+        scales of :data:`GROW_SCALES` too."""
         v = self.variables
         n_changed = changed.sum(axis=1)
         searched = np.flatnonzero((n_changed >= 1) & (n_changed <= SEARCH_VARIABLES))
         if searched.size == 1:  # one row's proposal (a single explanation): its candidates come from a cache
             which_one = tuple(np.flatnonzero(changed[searched[0]]).tolist())
-            keep_one, scale_one, subset_one = _single_plan(which_one, tuple(v.is_group[list(which_one)].tolist()),
-                                                           v.n, grow)
+            keep_one, scale_one, subset_one, levels = _single_plan(
+                which_one, tuple(v.is_group[list(which_one)].tolist()), v.n, grow)
             if len(scale_one) > budget:
                 return None
-            return np.full(len(scale_one), searched[0]), scale_one, keep_one, subset_one
+            return np.full(len(scale_one), searched[0]), scale_one, keep_one, subset_one, levels
         counts = n_changed[searched]
         which = np.nonzero(changed[searched])[1]  # each searched proposal's changed variables, in order
         first = np.cumsum(counts) - counts
@@ -418,7 +423,7 @@ class Refiner:
         owner = np.concatenate(owners)
         order = np.argsort(owner, kind="stable")
         return (owner[order], np.concatenate(scales)[order], np.concatenate(keeps)[order],
-                np.concatenate(subsets)[order])
+                np.concatenate(subsets)[order], None)
 
     def _pick(self, x: np.ndarray, cf: np.ndarray, proba: np.ndarray, targets: np.ndarray, cand_row: np.ndarray,
               candidates: np.ndarray, cand_proba: np.ndarray, allowed: np.ndarray
@@ -723,17 +728,20 @@ def _argmin_per_row(owner: np.ndarray, key: np.ndarray, n_rows: int) -> np.ndarr
 
 @functools.lru_cache(maxsize=1024)
 def _single_plan(which: Tuple[int, ...], grouped: Tuple[bool, ...], n_variables: int, grow: bool
-                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Levels]:
     """:meth:`Refiner._plan`'s candidates of one proposal that changes the variables ``which`` (one-hot groups
-    where ``grouped``), out of ``n_variables``: ``(keep, scale, subset)``, read-only, the same as the batch path
-    builds (``grow``: with :data:`GROW_SCALES`). A served explainer sees the same few patterns of changed variables
-    again and again."""
+    where ``grouped``), out of ``n_variables``: ``(keep, scale, subset, levels)``, read-only, the same as the batch
+    path builds (``grow``: with :data:`GROW_SCALES`), and the distinct scales with each candidate's index among them
+    (for :meth:`Refiner._build_one`). A served explainer sees the same few patterns of changed variables again and
+    again."""
     numeric_bits = sum(1 << i for i, g in enumerate(grouped) if not g)
     kept, scale, subset = _search_template(len(which), numeric_bits, SEARCH_STEPS, grow)
     keep = np.zeros((len(scale), n_variables), dtype=bool)
     keep[:, list(which)] = kept
-    keep.flags.writeable = False
-    return keep, scale, subset
+    distinct, level_of = np.unique(scale, return_inverse=True)
+    for array in (keep, distinct, level_of):
+        array.flags.writeable = False
+    return keep, scale, subset, (distinct, level_of)
 
 
 def search_budget(n_scored: int, n_features: int) -> int:

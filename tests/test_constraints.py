@@ -131,7 +131,7 @@ def test_one_rows_candidates_projected_once_per_scale_are_the_general_builds(pro
     n = 60
     keep = (rng.random((n, space.variables.n)) < 0.6) & changed
     scale = rng.choice(np.r_[np.arange(1, 49) / 48, 1.5, 2.0, 3.0], n)
-    one = refiner._build_one(x[0], cf, masks[0], scale, keep, changed)
+    one = refiner._build_one(x[0], cf, masks[0], np.unique(scale, return_inverse=True), keep, changed)
     rows = np.zeros(n, dtype=int)
     general = refiner.build(x[rows], cf[None][rows], masks[rows], scale,
                             keep[:, space.variables.of_column].astype(np.float32))
