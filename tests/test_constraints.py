@@ -117,7 +117,7 @@ def _no_predictor(x):
     raise AssertionError("building candidates calls no predictor")
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(problem=constrained_problems(), seed=st.integers(0, 2**16 - 1))
 def test_one_rows_candidates_projected_once_per_scale_are_the_general_builds(problem, seed):
     # a single row's search projects each distinct scale once and picks each candidate's kept variables from it
