@@ -161,7 +161,7 @@ class Inference:
         points = refiner.bracket(flat, proposals, mask)
         proba = self.predict(np.concatenate([flat, proposals, points.reshape(-1, flat.shape[1])]))
         orig_proba, cf_proba = proba[:n], proba[n:2 * n]
-        points_proba = proba[2 * n:].reshape(len(points), n, -1)
+        points_proba = proba[2 * n:].reshape(len(points), n, proba.shape[1])
         cf = proposals
         done = orig_proba.argmax(axis=1) == targets
         cf[done], cf_proba[done] = flat[done], orig_proba[done]

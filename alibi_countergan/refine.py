@@ -58,7 +58,7 @@ probability instead, as Wachter et al.'s ``target_proba`` does.
 
 import functools
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -237,15 +237,30 @@ class Refiner:
         stage.
     search_rounds
         Rounds of the repair stage's coordinate search (each moves one more variable, one predictor call).
+    bracket_scales
+        The scales of the residual that wide rows score before the interpolated one (:meth:`bracket`), strictly
+        ascending in ``(0, 1)``; each is one more row per row scored. Empty: the interpolation starts from the
+        original and the counterfactual alone.
+
+    Raises
+    ------
+    ValueError
+        For ``bracket_scales`` that are not strictly ascending numbers between 0 and 1 (ends excluded).
     """
 
     def __init__(self, space: FeatureSpace, tensors: SpaceTensors, predict: PredictFn, criterion: Criterion,
                  regenerate: Optional[RegenerateFn] = None, *, shrink_resolution: int = 125,
-                 max_exact_variables: int = 32, search_rounds: int = 3) -> None:
+                 max_exact_variables: int = 32, search_rounds: int = 3,
+                 bracket_scales: Sequence[float] = BRACKET_SCALES) -> None:
         self.space, self.tensors, self.predict = space, tensors, predict
         self.criterion, self.regenerate = criterion, regenerate
         self.shrink_resolution = shrink_resolution
         self.max_exact_variables, self.search_rounds = max_exact_variables, search_rounds
+        self.bracket_scales = tuple(float(s) for s in bracket_scales)
+        if any(not 0.0 < s < 1.0 for s in self.bracket_scales) or any(
+                a >= b for a, b in zip(self.bracket_scales, self.bracket_scales[1:])):
+            raise ValueError(f"bracket_scales must be strictly ascending scales between 0 and 1 (ends excluded), got "
+                             f"{tuple(bracket_scales)!r}.")
         self.variables = space.variables
 
     # -- building and scoring candidates ---------------------------------------------------------------
@@ -645,9 +660,11 @@ class Refiner:
         return best, best_proba
 
     def bracket(self, x: np.ndarray, cf: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """The candidates of wide rows at :data:`BRACKET_SCALES`, ``(len(BRACKET_SCALES), B, n_features)``: scored
+        """The candidates of wide rows at :attr:`bracket_scales`, ``(len(bracket_scales), B, n_features)``: scored
         with the proposals where the caller can (then the shrink costs one call more), else by the shrink itself."""
-        return np.stack([self.build(x, cf, mask, np.full(len(x), s)) for s in BRACKET_SCALES])
+        if not self.bracket_scales:
+            return np.empty((0,) + x.shape, dtype=x.dtype)
+        return np.stack([self.build(x, cf, mask, np.full(len(x), s)) for s in self.bracket_scales])
 
     def _interpolate(self, x: np.ndarray, targets: np.ndarray, mask: np.ndarray, cf: np.ndarray,
                      proba: np.ndarray, x_proba: np.ndarray, points: Optional[np.ndarray] = None,
@@ -655,7 +672,7 @@ class Refiner:
                      ) -> Tuple[np.ndarray, np.ndarray]:
         """The shrinking search of wide rows, two calls at most (one when the bracket is known).
 
-        The target's log-odds are known at the original (scale 0), at :data:`BRACKET_SCALES` and at the
+        The target's log-odds are known at the original (scale 0), at :attr:`bracket_scales` and at the
         counterfactual (scale 1). Between the largest of those scales that misses the target and the next, which
         reaches it, the crossing is interpolated linearly and scored (one call, one candidate per row); it wins if
         it reaches the target, else the bracket's upper end does.
@@ -667,19 +684,20 @@ class Refiner:
         x_proba
             The predictor's probabilities for ``x``.
         points, points_proba
-            :meth:`bracket`'s candidates for ``(x, cf)`` and their probabilities, ``(len(BRACKET_SCALES), B, ...)``;
+            :meth:`bracket`'s candidates for ``(x, cf)`` and their probabilities, ``(len(bracket_scales), B, ...)``;
             None: built and scored here (one call).
         fresh
             Rows whose ``points`` are stale (their counterfactual was repaired since): scored again here.
         """
-        n, p = len(x), len(BRACKET_SCALES)
+        n, p = len(x), len(self.bracket_scales)
         if points is None or points_proba is None:
             rows = np.arange(n)  # every row's bracket is scored here
         else:
             rows = np.flatnonzero(fresh) if fresh is not None else np.empty(0, dtype=np.int64)
         if rows.size:
             built = self.bracket(x[rows], cf[rows], mask[rows])
-            scored = self.predict(built.reshape(-1, x.shape[1])).reshape(p, len(rows), -1)
+            scored = (self.predict(built.reshape(-1, x.shape[1])) if p else proba[:0]).reshape(p, len(rows),
+                                                                                            proba.shape[1])
             if points is None or points_proba is None:
                 points, points_proba = built, scored
             else:
@@ -687,7 +705,7 @@ class Refiner:
                 points[:, rows], points_proba[:, rows] = built, scored
         assert points is not None and points_proba is not None
         threshold = self.criterion.log_odds_threshold
-        scales = np.array((0.0,) + BRACKET_SCALES + (1.0,))
+        scales = np.array((0.0,) + self.bracket_scales + (1.0,))
         f = np.stack([_log_odds(x_proba, targets)] + [_log_odds(p, targets) for p in points_proba]
                      + [_log_odds(proba, targets)], axis=1) - threshold
         met = np.stack([np.zeros(n, dtype=bool)] + [self.criterion.met(p, targets) for p in points_proba]
@@ -697,7 +715,7 @@ class Refiner:
         lo, hi = scales[hi_at - 1], scales[hi_at]
         f_lo, f_hi = np.minimum(f[r, hi_at - 1], -1e-3), np.maximum(f[r, hi_at], 1e-3)
         best, best_proba = cf.copy(), proba.copy()
-        inner = np.flatnonzero(hi_at <= len(BRACKET_SCALES))
+        inner = np.flatnonzero(hi_at <= p)
         best[inner], best_proba[inner] = points[hi_at[inner] - 1, inner], points_proba[hi_at[inner] - 1, inner]
         at = lo + (hi - lo) * np.clip(-f_lo / (f_hi - f_lo), 0.05, 0.95)  # never the ends: a new scale
         candidates = self.build(x, cf, mask, at)

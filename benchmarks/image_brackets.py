@@ -12,8 +12,9 @@ the target's log-odds is interpolated between the largest scale that misses the 
 in a second call. Each scale of the bracket is one more classifier row per image. For the first ``--images`` test
 images whose proposal reaches the target, this prints the mean L1 of the counterfactual that each bracket finds
 (three scales, 0.25, 0.5 and 0.75, as :data:`alibi_countergan.refine.BRACKET_SCALES`; two, 1/3 and 2/3; one, 0.5;
-none: the interpolation between the original and the proposal), and, for reference, of the smallest scale on a grid
-of 48 that reaches the target (48 rows per image).
+none: the interpolation between the original and the proposal), each the library's own shrink
+(:class:`~alibi_countergan.refine.Refiner` with those ``bracket_scales``), and, for reference, of the smallest scale
+on a grid of 48 that reaches the target (48 rows per image).
 """
 
 import argparse
@@ -30,34 +31,9 @@ BRACKETS = {"three scales (0.25, 0.5, 0.75)": (0.25, 0.5, 0.75), "two (1/3, 2/3)
 GRID = 48
 
 
-def shrunk(refiner: Any, x: np.ndarray, targets: np.ndarray, mask: np.ndarray, cf: np.ndarray, proba: np.ndarray,
-           x_proba: np.ndarray, points: Sequence[float]) -> np.ndarray:
-    """The counterfactuals that a bracket of ``points`` and one interpolated scale find (the library's rule, with
-    any bracket)."""
-    from alibi_countergan.refine import _log_odds
-
-    n, criterion = len(x), refiner.criterion
-    built = [refiner.build(x, cf, mask, np.full(n, s)) for s in points]
-    scored = [refiner.predict(b) for b in built]
-    scales = np.concatenate([[0.0], np.asarray(points, dtype=float), [1.0]])
-    f = np.stack([_log_odds(x_proba, targets)] + [_log_odds(p, targets) for p in scored]
-                 + [_log_odds(proba, targets)], axis=1) - criterion.log_odds_threshold
-    met = np.stack([np.zeros(n, dtype=bool)] + [criterion.met(p, targets) for p in scored]
-                   + [np.ones(n, dtype=bool)], axis=1)
-    hi_at, rows = met.argmax(axis=1), np.arange(n)
-    lo, hi = scales[hi_at - 1], scales[hi_at]
-    f_lo, f_hi = np.minimum(f[rows, hi_at - 1], -1e-3), np.maximum(f[rows, hi_at], 1e-3)
-    best = np.stack([x] + built + [cf])[hi_at, rows]
-    at = lo + (hi - lo) * np.clip(-f_lo / (f_hi - f_lo), 0.05, 0.95)
-    candidates = refiner.build(x, cf, mask, at)
-    take = criterion.met(refiner.predict(candidates), targets)
-    best[take] = candidates[take]
-    return best
-
-
 def measure(task: Dict[str, Any], n_images: int) -> Dict[str, float]:
     """The mean L1 of each bracket (and of the grid) for one fitted explainer of a full run."""
-    from alibi_countergan.refine import Criterion
+    from alibi_countergan.refine import Criterion, Refiner
     from alibi_countergan.saving import load
     from benchmarks.suite import worker
 
@@ -69,6 +45,7 @@ def measure(task: Dict[str, Any], n_images: int) -> Dict[str, float]:
     inference = explainer._inference(state)
     criterion = Criterion(explainer.target_proba)
     refiner = inference.refiner(np.dtype(np.float32), criterion)
+    tensors = state.space.tensors_for(np.float32)
     flat = ds.X_test[:n_images].reshape(min(n_images, len(ds.X_test)), -1).astype(np.float32)
     mask = np.broadcast_to(state.space.mutable, flat.shape).astype(np.float32)
     targets = np.full(len(flat), ds.target)
@@ -86,7 +63,8 @@ def measure(task: Dict[str, Any], n_images: int) -> Dict[str, float]:
     out = {"images whose proposal reaches the target": float(len(x)), "proposal": l1(cf),
            f"grid of {GRID}": l1(refiner.build(x, cf, mask, smallest))}
     for name, points in BRACKETS.items():
-        out[name] = l1(shrunk(refiner, x, targets, mask, cf, proba, x_proba, points))
+        bracketed = Refiner(state.space, tensors, inference.predict, criterion, bracket_scales=points)
+        out[name] = l1(bracketed._interpolate(x, targets, mask, cf, proba, x_proba)[0])
     return out
 
 

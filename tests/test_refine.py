@@ -194,6 +194,36 @@ def test_images_are_shrunk_by_interpolation_in_two_calls_and_nearly_as_far_as_th
     assert explained == [2 + len(BRACKET_SCALES), 1]
 
 
+def test_an_image_bracket_of_other_scales_costs_one_row_per_scale(backend, digits, digits_model, digits_whitebox):
+    X = digits["X_test"][:120]
+    target = (backend.numpy_fn(digits_model)(X).argmax(1) + 1) % 10
+    raw = digits_whitebox.explain(X, target_class=target, refine=False)
+    flat, raw_flat = X.reshape(len(X), -1), raw.cf["X"].reshape(len(X), -1)
+    ok = np.flatnonzero(Criterion().met(raw.cf["proba"], target))
+    space = digits_whitebox.space_
+    mask = np.broadcast_to(space.mutable, flat.shape)[ok]
+    calls = []
+
+    def counting(rows):
+        calls.append(len(rows))
+        return digits_whitebox._predict(rows.reshape((-1, 8, 8, 1)), 10, None, digits_whitebox.backend_)
+
+    l1 = {}
+    for scales in [(), (0.5,), BRACKET_SCALES]:
+        calls.clear()
+        refiner = Refiner(space, space.tensors(NUMPY_OPS), counting, Criterion(), bracket_scales=scales)
+        cf, proba = refiner._interpolate(flat[ok], target[ok], mask, raw_flat[ok], raw.cf["proba"][ok],
+                                         raw.orig_proba[ok])
+        assert calls == ([len(ok) * len(scales)] if scales else []) + [len(ok)]
+        assert Criterion().met(proba, target[ok]).all()
+        l1[len(scales)] = np.abs(cf - flat[ok]).sum(axis=1)
+        assert np.all(l1[len(scales)] <= np.abs(raw_flat[ok] - flat[ok]).sum(axis=1) + 1e-5)
+    assert l1[3].mean() <= l1[0].mean()  # more scales, a closer bracket
+    for bad in [(0.5, 0.25), (0.0, 0.5), (0.5, 1.0), (0.5, 0.5)]:
+        with pytest.raises(ValueError, match="bracket_scales must be strictly ascending"):
+            Refiner(space, space.tensors(NUMPY_OPS), counting, Criterion(), bracket_scales=bad)
+
+
 def test_a_costlier_category_is_switched_less_often(backend, compas, compas_model):
     data, X_train, X_test, _, _ = compas
     predict = backend.numpy_fn(compas_model)
