@@ -6,6 +6,7 @@ proposals, the refinement and the :class:`~alibi.api.interfaces.Explanation`, al
 call (and for each training step's cost weights); nothing here changes the explainer.
 """
 
+import math
 import pickle
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -53,9 +54,9 @@ def predict_proba(predictor: Any, x: np.ndarray, n_classes: Optional[int], schem
     """
     function = probability_function(predictor)
     outputs = []
-    rows = chunk_rows(int(np.prod(x.shape[1:])))
+    rows = chunk_rows(math.prod(x.shape[1:]))
     for start in range(0, len(x), rows):
-        chunk = x[start:start + rows]
+        chunk = x[start:start + rows] if len(x) > rows else x
         if schema is not None:
             chunk = schema.write(chunk.reshape(len(chunk), -1), dtype=np.float32)
         outputs.append(backend.predict(predictor, chunk) if backend is not None else function(chunk))
@@ -88,8 +89,11 @@ class Inference:
         x_std = space.network_inputs(x)
         mask32 = mask.astype(np.float32)
         rows = chunk_rows(x.shape[1])
-        chunks = [slice(i, i + rows) for i in range(0, len(x), rows)]
-        u = np.concatenate([state.backend.generate(x_std[c], state.eye[target[c]], mask32[c]) for c in chunks])
+        if len(x) <= rows:  # one chunk (every call but the largest batches')
+            u = state.backend.generate(x_std, state.eye[target], mask32)
+        else:
+            chunks = [slice(i, i + rows) for i in range(0, len(x), rows)]
+            u = np.concatenate([state.backend.generate(x_std[c], state.eye[target[c]], mask32[c]) for c in chunks])
         return project(NUMPY_OPS, x, u.astype(x.dtype), mask.astype(x.dtype), space.tensors_for(x.dtype), hard=True)
 
     def proposals(self, flat: np.ndarray, targets: Optional[np.ndarray], mask: np.ndarray
@@ -217,7 +221,8 @@ class Inference:
             immutable_features = [table.encoded_key(k, "immutable_features") for k in immutable_features]
         frozen = resolve_features(list(immutable_features), core.n_features, core.feature_names,
                                   "immutable_features", space.groups)
-        mask = np.broadcast_to(freeze(space.mutable, frozen, space.groups), flat.shape)
+        # the space's mask already freezes one-hot groups as a whole (built by freeze); read-only either way
+        mask = np.broadcast_to(freeze(space.mutable, frozen, space.groups) if frozen else space.mutable, flat.shape)
         refiner = self.refiner(flat.dtype, criterion)
         targets, cf_flat, cf_proba, orig_proba = self.first_counterfactuals(flat, targets, mask, refiner, refine)
         diverse = None

@@ -136,9 +136,9 @@ class Criterion:
 
     target_proba: Optional[float] = None
 
-    def slack(self, proba: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """How far each row is past the criterion (>= 0: reached)."""
-        rows = np.arange(len(proba))
+    def slack(self, proba: np.ndarray, targets: np.ndarray | int) -> np.ndarray:
+        """How far each row is past the criterion (>= 0: reached); ``targets``: one per row, or one for all."""
+        rows: slice | np.ndarray = slice(None) if np.ndim(targets) == 0 else np.arange(len(proba))
         p_target = proba[rows, targets]
         if proba.shape[1] == 2:  # the common case, without a copy: the runner-up is the other class
             runner_up = proba[rows, 1 - targets]
@@ -160,8 +160,9 @@ class Criterion:
         p = min(max(p, 1e-7), 1.0 - 1e-7)
         return float(np.log(p) - np.log1p(-p))
 
-    def met(self, proba: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """Boolean per row: the criterion is reached (with the default margin when ``target_proba`` is None)."""
+    def met(self, proba: np.ndarray, targets: np.ndarray | int) -> np.ndarray:
+        """Boolean per row: the criterion is reached (with the default margin when ``target_proba`` is None);
+        ``targets``: one per row, or one for all."""
         return self.slack(proba, targets) >= 0
 
     def reached(self, proba: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -256,11 +257,8 @@ class Refiner:
         self.criterion, self.regenerate = criterion, regenerate
         self.shrink_resolution = shrink_resolution
         self.max_exact_variables, self.search_rounds = max_exact_variables, search_rounds
-        self.bracket_scales = tuple(float(s) for s in bracket_scales)
-        if any(not 0.0 < s < 1.0 for s in self.bracket_scales) or any(
-                a >= b for a, b in zip(self.bracket_scales, self.bracket_scales[1:])):
-            raise ValueError(f"bracket_scales must be strictly ascending scales between 0 and 1 (ends excluded), got "
-                             f"{tuple(bracket_scales)!r}.")
+        # one Refiner per explain call: the default scales, checked once, are not checked again
+        self.bracket_scales = BRACKET_SCALES if bracket_scales is BRACKET_SCALES else _checked_scales(bracket_scales)
         self.variables = space.variables
 
     # -- building and scoring candidates ---------------------------------------------------------------
@@ -353,8 +351,11 @@ class Refiner:
         if self.wide:
             return None
         n_extra = 0 if extra is None else len(extra)
-        source_row = np.repeat(np.arange(n), m)
-        xs, masks = (x, mask) if m == 1 else (x[source_row], mask[source_row])
+        if m == 1:
+            xs, masks = x, mask
+        else:
+            source_row = np.repeat(np.arange(n), m)
+            xs, masks = x[source_row], mask[source_row]
         changed = self.variable_costs(xs, proposals) > 0
         grow = pool or accept_grown  # grown candidates serve the pool and accepted ones only
         plan = self._plan(changed, search_budget(n * (m + 1) + n_extra, x.shape[1]), grow)
@@ -372,9 +373,12 @@ class Refiner:
         end = len(proba) - n_extra
         x_proba, prop_proba, cand_proba = proba[:n], proba[n:n * (m + 1)], proba[n * (m + 1):end]
         targets, source = choose_targets(options, x_proba, prop_proba)
-        row_of = np.full(len(proposals), -1)  # the row each proposal serves (-1: another target's, not chosen)
-        row_of[source] = np.arange(n)
-        cand_row = row_of[owner]
+        if m == 1:  # each row's one proposal serves it
+            cand_row = owner
+        else:
+            row_of = np.full(len(proposals), -1)  # the row each proposal serves (-1: another target's, not chosen)
+            row_of[source] = np.arange(n)
+            cand_row = row_of[owner]
         cf, cf_proba, met = self._pick(x, proposals[source], prop_proba[source], targets, cand_row, candidates,
                                        cand_proba, accept_grown | (scale <= 1))
         already = x_proba.argmax(axis=1) == targets
@@ -450,7 +454,9 @@ class Refiner:
         met = self.criterion.met(proba, targets)
         cost = np.where(met, self.cost(x, cf), np.inf)
         live = np.flatnonzero((cand_row >= 0) & allowed)
-        live = live[self.criterion.met(cand_proba[live], targets[cand_row[live]])]
+        # one row: every candidate's target is its target (a column of the probabilities, no gather)
+        live_targets = targets[0] if len(x) == 1 else targets[cand_row[live]]
+        live = live[self.criterion.met(cand_proba[live], live_targets)]
         if live.size:
             rows = cand_row[live]
             cand_cost = self.cost(x if len(x) == 1 else x[rows], candidates[live])
@@ -725,6 +731,15 @@ class Refiner:
         return best, best_proba
 
 
+def _checked_scales(bracket_scales: Sequence[float]) -> Tuple[float, ...]:
+    """``bracket_scales`` as a tuple of floats, checked (see :class:`Refiner`)."""
+    scales = tuple(float(s) for s in bracket_scales)
+    if any(not 0.0 < s < 1.0 for s in scales) or any(a >= b for a, b in zip(scales, scales[1:])):
+        raise ValueError(f"bracket_scales must be strictly ascending scales between 0 and 1 (ends excluded), got "
+                         f"{tuple(bracket_scales)!r}.")
+    return scales
+
+
 def _log_odds(proba: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """Log-odds of each row's target class, its probability clipped to ``[1e-7, 1 - 1e-7]``."""
     p = np.clip(proba[np.arange(len(proba)), targets].astype(np.float64), 1e-7, 1.0 - 1e-7)
@@ -734,8 +749,13 @@ def _log_odds(proba: np.ndarray, targets: np.ndarray) -> np.ndarray:
 def _argmin_per_row(owner: np.ndarray, key: np.ndarray, n_rows: int) -> np.ndarray:
     """For each row, the index of its candidate with the smallest finite ``key`` (-1 if none)."""
     out = np.full(n_rows, -1)
+    if n_rows == 1 and key.size:  # the first smallest, as the sort below picks it (infinities sort last)
+        first = int(np.argmin(key))
+        if np.isfinite(key[first]):
+            out[0] = first
+            return out
     finite = np.flatnonzero(np.isfinite(key))
-    if finite.size and n_rows == 1:  # the first smallest, as the sort below picks it
+    if finite.size and n_rows == 1:
         out[0] = finite[np.argmin(key[finite])]
     elif finite.size:
         order = finite[np.lexsort((key[finite], owner[finite]))]

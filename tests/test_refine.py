@@ -13,7 +13,7 @@ from alibi_countergan.constraints import change_cost, project
 from alibi_countergan.features import build_feature_space
 from alibi_countergan.metrics import violations
 from alibi_countergan.ops import NUMPY_OPS
-from alibi_countergan.refine import BOUNDARY_MARGIN, BRACKET_SCALES, Criterion, Refiner
+from alibi_countergan.refine import BOUNDARY_MARGIN, BRACKET_SCALES, Criterion, Refiner, _argmin_per_row
 
 # a space with every kind of constraint: numeric, monotone up and down, ordinal, one-hot groups, immutable
 N_FEATURES = 9
@@ -62,6 +62,26 @@ def test_the_criterion_is_the_margin_past_the_boundary_or_a_target_probability()
     assert Criterion().met(proba, target).tolist() == [True, False, True, False]
     assert Criterion(0.8).met(proba, target).tolist() == [False, False, True, False]
     np.testing.assert_allclose(Criterion().slack(proba[:1], target[:1]), 0.54 - 0.46 - BOUNDARY_MARGIN)
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**16 - 1), n_classes=st.integers(2, 5), target_proba=st.sampled_from([None, 0.3, 0.7]))
+def test_one_target_for_every_row_is_judged_as_that_target_repeated(seed, n_classes, target_proba):
+    # a single row's candidates all share its target: the criterion then reads one column
+    rng = np.random.default_rng(seed)
+    proba = rng.dirichlet(np.ones(n_classes), 40).astype(np.float32)
+    target = int(rng.integers(n_classes))
+    criterion = Criterion(target_proba)
+    np.testing.assert_array_equal(criterion.slack(proba, np.int64(target)), criterion.slack(proba, np.full(40, target)))
+    np.testing.assert_array_equal(criterion.met(proba, target), criterion.met(proba, np.full(40, target)))
+
+
+def test_the_cheapest_candidate_of_one_row_is_the_first_smallest_finite_one():
+    owner = np.zeros(5, dtype=int)
+    assert _argmin_per_row(owner, np.array([3.0, 1.0, 2.0, 1.0, 5.0]), 1).tolist() == [1]
+    assert _argmin_per_row(owner, np.array([np.inf, 4.0, np.nan, 2.0, -np.inf]), 1).tolist() == [3]
+    assert _argmin_per_row(owner, np.array([np.inf, np.nan, np.inf, np.nan, np.inf]), 1).tolist() == [-1]
+    assert _argmin_per_row(owner[:0], np.zeros(0), 1).tolist() == [-1]
 
 
 def _cost(explainer, x, cf):
