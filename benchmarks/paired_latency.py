@@ -1,26 +1,22 @@
-"""One instance's latency, CounteRGAN against CFRL, measured in pairs on a finished full run's saved explainers.
+"""One instance's latency, CounteRGAN against CFRL, timed in pairs again on a finished full run's saved explainers.
 
 Usage (from the repository root, after a full COMPAS or Pima run of the suite; about a minute per data set)::
 
     python benchmarks/paired_latency.py [--results-dir benchmarks/results] [--datasets compas pima] [--rounds 3]
 
-The suite times each method's single-instance latency in a step of its own, one after the other. On a shared host
-whose speed drifts within minutes (a virtual machine next to other tenants), two steps a few minutes apart can read
-the same code twice as fast or slow, which moves the ratio between two methods as much as any change of the code.
-Here every explainer of a data set that the run saved (CounteRGAN's single-instance steps and CFRL's) is loaded into
-one process, with one thread, and each of the run's single-instance rows is explained by every one of them in turn,
-for ``--rounds`` rounds (the order reversed every other round), so that a slow moment weighs on all of them alike.
+The suite's ``paired-latency`` step (:func:`benchmarks.suite.worker.paired_latency`) loads every amortised
+explainer of a data set (CounteRGAN's single-instance methods and CFRL) into one process, with one thread, and
+explains each single-instance row by every one of them in turn, so that a slow moment of a shared host weighs on all
+of them alike. This script runs that step again on a finished run, with the code checked out now (the explainers'
+fits are the run's): a change of the explain path is then measured against the same CFRL on the same rows.
 Printed per CounteRGAN method: its median time, CFRL's, and the ratio.
 """
 
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Sequence
-
-import numpy as np
+from typing import Dict, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,28 +27,11 @@ def paired(logs: Path, dataset: str, rounds: int) -> Dict[str, float]:
 
     tasks = sorted(logs.glob(f"{dataset}-*-explain-single.task.json"))
     names = [t.name[len(dataset) + 1:-len("-explain-single.task.json")] for t in tasks]
-    keep = [i for i, n in enumerate(names) if n == "cfrl" or n.startswith("countergan")]
-    if not any(names[i] == "cfrl" for i in keep):
+    if "cfrl" not in names:
         sys.exit(f"No CFRL step of {dataset} in {logs}: run the full profile of the suite on {dataset} first.")
-    explainers: Dict[str, Callable[..., Any]] = {}
-    for i in keep:
-        task = json.loads(tasks[i].read_text())
-        ds, explain = worker._load_explainer(task)
-        explainers[names[i]] = explain
-    rows = worker._rows(task)["single"]
-    for explain in explainers.values():  # warm-up
-        for r in rows[:10]:
-            explain(ds.X_test[r:r + 1], ds.target)
-    times: Dict[str, List[float]] = {name: [] for name in explainers}
-    order = list(explainers.items())
-    for round_ in range(rounds):
-        for r in rows:
-            x = ds.X_test[r:r + 1]
-            for name, explain in (order if round_ % 2 == 0 else order[::-1]):
-                start = time.perf_counter()
-                explain(x, ds.target)
-                times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
+    task = json.loads(tasks[0].read_text())
+    result = worker.paired_latency({**task, "kind": "paired-latency", "methods": names, "rounds": rounds})
+    return {key: m["median_ms"] for key, m in result["methods"].items()}
 
 
 def main(argv: Sequence[str] = ()) -> None:

@@ -2,7 +2,9 @@
 
 Order: for each data set, ``prepare`` (models and rows); the GAN-based methods and CFRL one after
 the other (fit with all threads, CFRL's with one, one batch explanation with all threads,
-single-instance latency with one thread); alibi's searches on the instance subset, split into shards that run in
+single-instance latency with one thread), then, where CFRL runs, every amortised method's
+single-instance latency again, timed in pairs in one process (the ratio to CFRL that issue 20
+reads); alibi's searches on the instance subset, split into shards that run in
 parallel single-threaded processes (one per core: each call is a long chain of tiny graph
 executions that a second thread does not speed up), after a job per tabular data set in the same pool that
 compares CounteRGAN's ``n_counterfactuals=3`` with DiCE (:mod:`benchmarks.suite.diversity`); ``evaluate``; and
@@ -26,6 +28,10 @@ from typing import Any, Dict, List, Optional, Tuple
 from benchmarks.suite import jsonfile, report, settings, system
 from benchmarks.suite.diversity import diverse_methods
 from benchmarks.suite.methods import methods
+
+PAIRED_ROUNDS = 3
+"""Rounds of the paired latency step over a data set's single-instance rows (see
+:func:`benchmarks.suite.worker.paired_latency`)."""
 
 
 @dataclass
@@ -231,6 +237,11 @@ def _dataset_plan(profile: settings.Profile, dataset: str, tasks: _TaskMaker) ->
         for kind, threads in (("explain-batch", profile.threads), ("explain-single", 1)):
             plan.append(Step(f"{name}/{kind}", tasks(dataset, kind, threads, method=method.key),
                              tasks.log(f"{name}/{kind}"), needs=(prepare, fit)))
+    paired = [m.key for m in methods(dataset) if not m.baseline]
+    if any(m.cfrl for m in methods(dataset)):  # CounteRGAN against CFRL, timed in pairs in one process
+        name = f"{dataset}/paired-latency"
+        plan.append(Step(name, tasks(dataset, "paired-latency", 1, methods=paired, rounds=PAIRED_ROUNDS),
+                         tasks.log(name), needs=tuple(f"{dataset}/{k}/explain-single" for k in paired)))
     return plan
 
 
@@ -340,8 +351,8 @@ def _step_name(task: Dict[str, Any]) -> str:
         return f"{task['dataset']}/{task['kind']}"
     if task["kind"] == "baseline":
         return f"{task['dataset']}/{task['method']}/shard-{task['shard'][0]}"
-    if task["kind"] == "diversity":
-        return f"{task['dataset']}/diversity"
+    if task["kind"] in ("diversity", "paired-latency"):
+        return f"{task['dataset']}/{task['kind']}"
     return f"{task['dataset']}/{task['method']}/{task['kind']}"
 
 
@@ -390,6 +401,8 @@ def _brief(result: Dict[str, Any]) -> str:
         return f" ({result['n']} rows in {result['batch_s']:.3f} s)"
     if "median_ms" in result:
         return f" (median {result['median_ms']:.2f} ms)"
+    if "rounds" in result and "methods" in result:
+        return " (median ms " + ", ".join(f"{k} {v['median_ms']:.2f}" for k, v in result["methods"].items()) + ")"
     if "accuracy" in result:
         return f" (classifier accuracy {result['accuracy']:.4f})"
     return ""

@@ -10,6 +10,8 @@ Steps (``task['kind']``):
 - ``fit``: fit a GAN-based explainer (or alibi's CFRL) and save it.
 - ``explain-batch``: load it, explain all rows in one call (batch latency), save the counterfactuals.
 - ``explain-single``: load it, time many warm single-instance calls (single-thread).
+- ``paired-latency``: load every amortised method's explainer of a data set (CounteRGAN's and CFRL's) into one
+  process and time them on the same rows in turn (single-thread), so that their ratio survives a drifting host.
 - ``baseline``: run alibi's ``Counterfactual`` or ``CounterfactualProto`` on a shard of the subset.
 - ``diversity``: CounteRGAN's ``n_counterfactuals=3`` (white-box and black-box) and DiCE (``'random'`` and
   ``'genetic'``) on the diversity rows (see :mod:`benchmarks.suite.diversity`).
@@ -288,6 +290,39 @@ def explain_single(task: Dict[str, Any]) -> Dict[str, Any]:
             "predictor_calls_mean": float(counted.mean()), "predictor_calls_max": int(counted.max())}
 
 
+def paired_latency(task: Dict[str, Any]) -> Dict[str, Any]:
+    """Single-instance latency of several methods of a data set, timed in pairs: their saved explainers loaded in
+    this process (one thread), each of the single-instance rows explained by every one of them in turn, for
+    ``task['rounds']`` rounds, the order reversed every other round.
+
+    The explain-single steps time each method in a process of its own, minutes apart; on a shared host whose speed
+    drifts within minutes, the ratio of two such medians moves as much as a change of the code. Here a slow moment
+    weighs on every method alike, so the ratio between two methods (CounteRGAN's over CFRL's) holds.
+    """
+    explain: Dict[str, ExplainFn] = {}
+    ds: Optional[Dataset] = None
+    for key in task["methods"]:
+        ds, explain[key] = _load_explainer({**task, "method": key, "method_dir": str(Path(task["dataset_dir"]) / key)})
+    if ds is None:
+        raise ValueError("paired latency needs at least one method.")
+    rows = _rows(task)["single"]
+    for fn in explain.values():  # warm-up: traces and allocates once
+        for r in rows[:10]:
+            fn(ds.X_test[r:r + 1], ds.target)
+    times: Dict[str, List[float]] = {key: [] for key in explain}
+    order = list(explain.items())
+    for round_ in range(int(task["rounds"])):
+        for r in rows:
+            x = ds.X_test[r:r + 1]
+            for key, fn in (order if round_ % 2 == 0 else order[::-1]):
+                start = time.perf_counter()
+                fn(x, ds.target)
+                times[key].append(time.perf_counter() - start)
+    return {"rounds": int(task["rounds"]), "rows": int(len(rows)),
+            "methods": {key: {"median_ms": 1e3 * float(np.median(t)), "mean_ms": 1e3 * float(np.mean(t))}
+                        for key, t in times.items()}}
+
+
 # ---------------------------------------------------------------------------------------------
 # alibi's gradient searches, in a private TF1 graph and session
 # ---------------------------------------------------------------------------------------------
@@ -458,7 +493,7 @@ def evaluate(task: Dict[str, Any]) -> Dict[str, Any]:
 
 TASKS: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
     "prepare": prepare, "fit": fit, "explain-batch": explain_batch, "explain-single": explain_single,
-    "baseline": baseline, "diversity": diversity_step, "evaluate": evaluate,
+    "paired-latency": paired_latency, "baseline": baseline, "diversity": diversity_step, "evaluate": evaluate,
 }
 
 
