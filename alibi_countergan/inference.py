@@ -56,7 +56,7 @@ def predict_proba(predictor: Any, x: np.ndarray, n_classes: Optional[int], schem
     outputs = []
     rows = chunk_rows(math.prod(x.shape[1:]))
     for start in range(0, len(x), rows):
-        chunk = x[start:start + rows] if len(x) > rows else x
+        chunk = x[start:start + rows]
         if schema is not None:
             chunk = schema.write(chunk.reshape(len(chunk), -1), dtype=np.float32)
         outputs.append(backend.predict(predictor, chunk) if backend is not None else function(chunk))
@@ -89,11 +89,9 @@ class Inference:
         x_std = space.network_inputs(x)
         mask32 = mask.astype(np.float32)
         rows = chunk_rows(x.shape[1])
-        if len(x) <= rows:  # one chunk (every call but the largest batches')
-            u = state.backend.generate(x_std, state.eye[target], mask32)
-        else:
-            chunks = [slice(i, i + rows) for i in range(0, len(x), rows)]
-            u = np.concatenate([state.backend.generate(x_std[c], state.eye[target[c]], mask32[c]) for c in chunks])
+        parts = [state.backend.generate(x_std[i:i + rows], state.eye[target[i:i + rows]], mask32[i:i + rows])
+                 for i in range(0, len(x), rows)]
+        u = parts[0] if len(parts) == 1 else np.concatenate(parts)  # one chunk: every call but the largest batches'
         return project(NUMPY_OPS, x, u.astype(x.dtype), mask.astype(x.dtype), space.tensors_for(x.dtype), hard=True)
 
     def proposals(self, flat: np.ndarray, targets: Optional[np.ndarray], mask: np.ndarray
