@@ -208,9 +208,10 @@ def single_variable_moves(x: np.ndarray, mask: np.ndarray, refiner: Refiner
     (row, variable, direction or category), each move's candidates contiguous and in ascending scale.
     """
     t = refiner.tensors
-    f = x.shape[1]
+    n, f = x.shape
     free = np.asarray(mask) > 0
     grid = np.arange(1, SEARCH_STEPS + 1, dtype=np.float64) / SEARCH_STEPS
+    steps = len(grid)
     owners, candidates = [np.zeros(0, dtype=np.int64)], [np.zeros((0, f), dtype=x.dtype)]
     moves, n_moves = [np.zeros(0, dtype=np.int64)], 0
     numeric = np.broadcast_to(np.asarray(t.numeric) > 0, x.shape)
@@ -218,13 +219,17 @@ def single_variable_moves(x: np.ndarray, mask: np.ndarray, refiner: Refiner
         row, col = np.nonzero(free & numeric & (end != x))
         if not row.size:
             continue
-        point = x[row].copy()
-        point[np.arange(len(row)), col] = end[row, col]
-        keep = np.zeros((len(row), f), dtype=x.dtype)
-        keep[np.arange(len(row)), col] = 1
-        rep = np.repeat(np.arange(len(row)), len(grid))
-        candidates.append(refiner.build(x[row][rep], point[rep], mask[row][rep], np.tile(grid, len(row)),
-                                        keep[rep]))
+        # every row moved towards the end on all the numeric columns that move at once, at every scale (each
+        # column's value is what build gives a candidate that moves that column alone); each candidate is its
+        # original with one of them
+        cols = np.unique(col)
+        moved = refiner.columns_moved(np.repeat(x, steps, axis=0), np.repeat(end, steps, axis=0),
+                                      np.repeat(mask, steps, axis=0), np.tile(grid, n), cols)
+        rep = np.repeat(np.arange(len(row)), steps)
+        point = x[row[rep]]
+        point[np.arange(len(rep)), col[rep]] = moved[row[rep] * steps + np.tile(np.arange(steps), len(row)),
+                                                     np.searchsorted(cols, col)[rep]]
+        candidates.append(point)
         owners.append(row[rep])
         moves.append(n_moves + rep)
         n_moves += len(row)
@@ -234,13 +239,14 @@ def single_variable_moves(x: np.ndarray, mask: np.ndarray, refiner: Refiner
         if not row.size:
             continue
         rep = np.repeat(row, width)
-        point = x[rep].copy()
-        point[:, start:stop] = np.tile(np.eye(width, dtype=x.dtype), (len(row), 1))
-        other = np.any(point[:, start:stop] != x[rep, start:stop], axis=1)
-        rep, point = rep[other], point[other]
-        keep = np.zeros((len(rep), f), dtype=x.dtype)
-        keep[:, start:stop] = 1
-        candidates.append(refiner.build(x[rep], point, mask[rep], np.ones(len(rep)), keep))
+        switched = np.tile(np.eye(width, dtype=x.dtype), (len(row), 1))
+        other = np.any(switched != x[rep, start:stop], axis=1)
+        rep, switched = rep[other], switched[other]
+        point = x[rep]
+        point[:, start:stop] = switched
+        group = np.arange(start, stop)
+        point[:, start:stop] = refiner.columns_moved(x[rep], point, mask[rep], np.ones(len(rep)), group)
+        candidates.append(point)
         owners.append(rep)
         moves.append(n_moves + np.arange(len(rep)))
         n_moves += len(rep)
@@ -267,15 +273,26 @@ def _valid_sets_per_row(found: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray
     changed = refiner.variable_costs(x[owner[valid]], cf[valid]) > 0
     keyed = np.concatenate([owner[valid][:, None], changed], axis=1)
     keyed = keyed[changed.any(axis=1)]
-    distinct = np.unique(keyed, axis=0)[:, 0] if len(keyed) else np.zeros(0, dtype=np.int64)
+    distinct = keyed[_first_of_each(keyed), 0]
     return np.bincount(distinct.astype(np.int64), minlength=len(x))
 
 
 def _distinct(owner: np.ndarray, cf: np.ndarray) -> np.ndarray:
     """Indices of the first occurrence of each (row, counterfactual) pair."""
-    keyed = np.concatenate([owner[:, None].astype(cf.dtype), cf], axis=1)
-    _, first = np.unique(keyed, axis=0, return_index=True)
-    return np.sort(first)
+    return _first_of_each(np.concatenate([owner[:, None].astype(cf.dtype), cf], axis=1))
+
+
+def _first_of_each(rows: np.ndarray) -> np.ndarray:
+    """Indices of the first occurrence of each distinct row of a matrix, ascending.
+
+    A stable sort on every column (``np.unique(axis=0)`` costs several times more on the few dozen rows of an
+    explanation): equal rows end up next to each other, in their order, and the first of each run is kept.
+    """
+    order = np.lexsort(rows.T)
+    ordered = rows[order]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    return np.sort(order[first])
 
 
 def ranked(alternatives: Alternatives, n_rows: int, k: int) -> List[np.ndarray]:
@@ -291,20 +308,23 @@ def ranked(alternatives: Alternatives, n_rows: int, k: int) -> List[np.ndarray]:
             out.append(mine[:1])
             continue
         good = good[np.argsort(alternatives.cost[good], kind="stable")]
-        chosen: List[int] = []
-        for i in good:
+        changed = alternatives.changed[good]
+        # holds[a, b]: good[a] changes every variable good[b] changes (one comparison for the row, not one per pair)
+        holds = np.all(changed[:, None, :] >= changed[None, :, :], axis=2)
+        chosen: List[int] = []  # positions in good
+        for a in range(len(good)):
             if len(chosen) == k:
                 break
-            changed = alternatives.changed[i]
-            if not any(np.all(changed >= alternatives.changed[j]) for j in chosen):
-                chosen.append(int(i))
-        chosen += [int(i) for i in good if int(i) not in chosen][:k - len(chosen)]
-        out.append(np.array(sorted(chosen, key=lambda i: alternatives.cost[i])))
+            if not holds[a, chosen].any():
+                chosen.append(a)
+        chosen += [a for a in range(len(good)) if a not in chosen][:k - len(chosen)]
+        picked = good[chosen]
+        out.append(picked[np.argsort(alternatives.cost[picked], kind="stable")])
     return out
 
 
-def describe(alternatives: Alternatives, picks: np.ndarray, x_row: np.ndarray, shape: Sequence[int],
-             refiner: Refiner, feature_names: Optional[Sequence[str]]) -> Dict[str, Any]:
+def describe(alternatives: Alternatives, picks: np.ndarray, shape: Sequence[int], refiner: Refiner,
+             feature_names: Optional[Sequence[str]]) -> Dict[str, Any]:
     """One row's counterfactuals and their diversity, as stored in the explanation.
 
     Returns
@@ -316,15 +336,18 @@ def describe(alternatives: Alternatives, picks: np.ndarray, x_row: np.ndarray, s
     """
     v = refiner.variables
     cf = alternatives.cf[picks]
-    changed = refiner.variable_costs(np.broadcast_to(x_row, cf.shape), cf) > 0
-    names = [_variable_name(int(s), v.is_group[i], feature_names) for i, s in enumerate(v.starts)]
-    per_cf = [[names[j] for j in np.flatnonzero(row)] for row in changed]
-    pairs = [(a, b) for a in range(len(cf)) for b in range(a + 1, len(cf))]
-    distance = float(np.mean([refiner.cost(cf[a:a + 1], cf[b:b + 1])[0] for a, b in pairs])) if pairs else 0.0
+    changed = alternatives.changed[picks]  # the variables each one changes from its row
+
+    def name(j: int) -> Any:
+        return _variable_name(int(v.starts[j]), bool(v.is_group[j]), feature_names)
+
+    per_cf = [[name(j) for j in np.flatnonzero(row)] for row in changed]
+    a, b = np.nonzero(np.arange(len(cf))[:, None] < np.arange(len(cf)))  # each pair once (np.triu_indices, faster)
+    distance = float(np.mean(refiner.cost(cf[a], cf[b]))) if len(a) else 0.0
     return {"X": cf.reshape((len(cf),) + tuple(shape)), "class": alternatives.proba[picks].argmax(axis=1),
             "proba": alternatives.proba[picks], "cost": alternatives.cost[picks],
             "valid": alternatives.valid[picks], "changed": per_cf, "mean_pairwise_distance": distance,
-            "features_used": sorted({n for row in per_cf for n in row}, key=names.index)}
+            "features_used": [name(j) for j in np.flatnonzero(changed.any(axis=0))]}
 
 
 def _variable_name(start: int, is_group: bool, feature_names: Optional[Sequence[str]]) -> Any:

@@ -230,8 +230,7 @@ class Inference:
             picks = ranked(found, n, n_counterfactuals)
             first = np.array([p[0] for p in picks])
             cf_flat, cf_proba = found.cf[first], found.proba[first]
-            diverse = [describe(found, p, flat[i], core.feature_shape, refiner, core.feature_names)
-                       for i, p in enumerate(picks)]
+            diverse = [describe(found, p, core.feature_shape, refiner, core.feature_names) for p in picks]
         explanation = build_explanation(meta, x_batch, cf_flat, cf_proba, orig_proba, targets, criterion, diverse)
         return explanation if table is None else table_explanation(explanation, table, *where)
 

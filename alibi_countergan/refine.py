@@ -284,18 +284,31 @@ class Refiner:
         candidate takes those values where it keeps a variable and the original's elsewhere (the same numbers as
         projecting every candidate, for a few dozen rows instead of hundreds)."""
         cols = np.flatnonzero(changed[self.variables.of_column])
-        dtype, columns = x.dtype, tuple(cols.tolist())
-        if self.tensors is self.space.tensors_for(dtype):
-            tensors = self.space.tensors_on(dtype, columns)
-        else:  # tensors of the caller's
-            tensors = self.tensors.restricted(columns)
-        x_part, cf_part = x[None, cols], cf[None, cols]
         distinct, level_of = levels
-        u = residual_towards(x_part, cf_part, tensors, distinct)
-        at_level = project(NUMPY_OPS, x_part, u.astype(dtype), mask[None, cols].astype(dtype), tensors, hard=True)
+        at_level = self.columns_moved(x[None], cf[None], mask[None], distinct, cols)
         out = np.repeat(x[None], len(level_of), axis=0)
-        out[:, cols] = np.where(keep[:, self.variables.of_column[cols]], at_level[level_of], x_part)
+        out[:, cols] = np.where(keep[:, self.variables.of_column[cols]], at_level[level_of], x[None, cols])
         return out
+
+    def columns_moved(self, x: np.ndarray, towards: np.ndarray, mask: np.ndarray, scale: np.ndarray,
+                      columns: np.ndarray) -> np.ndarray:
+        """The values that :meth:`build` gives ``columns`` where it keeps them, computed on those columns alone:
+        ``x`` moved towards ``towards`` by ``scale`` (one per row) and projected with the columns' own constraints
+        (:meth:`SpaceTensors.restricted`), ``(B, len(columns))``. :func:`project` works column by column (a one-hot
+        group as a whole), so a candidate that changes nothing else is the original with these values on
+        ``columns``, at the cost of the few columns it changes, not the row's width.
+
+        ``x``, ``towards`` and ``mask`` are flat rows ``(B, n_features)``, or one row ``(1, n_features)`` against
+        ``B`` scales; ``columns``: whole variables, ascending.
+        """
+        dtype, key = x.dtype, tuple(columns.tolist())
+        if self.tensors is self.space.tensors_for(dtype):
+            tensors = self.space.tensors_on(dtype, key)
+        else:  # tensors of the caller's
+            tensors = self.tensors.restricted(key)
+        x_part = x[:, columns]
+        u = residual_towards(x_part, towards[:, columns], tensors, scale)
+        return project(NUMPY_OPS, x_part, u.astype(dtype), mask[:, columns].astype(dtype), tensors, hard=True)
 
     def cost(self, x: np.ndarray, cf: np.ndarray) -> np.ndarray:
         """Cost of each counterfactual: L1 in units of spread, plus the category cost of each switched

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from alibi_countergan import CounteRGAN
 from alibi_countergan.backends.pytorch import TorchOps
 from alibi_countergan.constraints import project
+from alibi_countergan.diverse import single_variable_moves
 from alibi_countergan.fairness import fairness_probe
 from alibi_countergan.features import build_feature_space
 from alibi_countergan.metrics import violations
@@ -136,6 +137,44 @@ def test_one_rows_candidates_projected_once_per_scale_are_the_general_builds(pro
     general = refiner.build(x[rows], cf[None][rows], masks[rows], scale,
                             keep[:, space.variables.of_column].astype(np.float32))
     np.testing.assert_array_equal(one, general)
+
+
+def _moves_one_by_one(x, mask, refiner):
+    """single_variable_moves as it was first written: each move built by Refiner.build on whole rows."""
+    t, f = refiner.tensors, x.shape[1]
+    grid = np.arange(1, 49, dtype=np.float64) / 48
+    free, numeric = mask > 0, np.broadcast_to(t.numeric > 0, x.shape)
+    out = []
+    for end in (np.broadcast_to(t.lower, x.shape), np.broadcast_to(t.upper, x.shape)):
+        for r, c in zip(*np.nonzero(free & numeric & (end != x))):
+            point, keep = x[r].copy(), np.zeros(f, dtype=x.dtype)
+            point[c], keep[c] = end[r, c], 1
+            out.append(refiner.build(np.repeat(x[r:r + 1], 48, 0), np.repeat(point[None], 48, 0),
+                                     np.repeat(mask[r:r + 1], 48, 0), grid, np.repeat(keep[None], 48, 0)))
+    for start, stop in t.groups:
+        for r in np.flatnonzero(free[:, start]):
+            for category in range(stop - start):
+                point, keep = x[r].copy(), np.zeros(f, dtype=x.dtype)
+                point[start:stop], keep[start:stop] = np.eye(stop - start)[category], 1
+                if np.any(point != x[r]):
+                    out.append(refiner.build(x[r:r + 1], point[None], mask[r:r + 1], np.ones(1), keep[None]))
+    return np.concatenate(out) if out else np.zeros((0, f), dtype=x.dtype)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=constrained_problems())
+def test_single_variable_moves_projected_on_their_columns_are_the_whole_row_builds(problem):
+    # the alternatives' single-variable moves are built on the moved columns alone; each is the row that
+    # Refiner.build makes of the original with that variable moved (every constraint held)
+    space, x, _, masks = problem
+    refiner = Refiner(space, space.tensors_for(np.float32), _no_predictor, Criterion())
+    before = x.copy(), masks.copy()
+    row, candidates, _ = single_variable_moves(x, masks, refiner)
+    np.testing.assert_array_equal(x, before[0])  # inputs untouched
+    np.testing.assert_array_equal(masks, before[1])
+    reference = _moves_one_by_one(x, masks, refiner)
+    assert len(row) == len(candidates) == len(reference)
+    np.testing.assert_array_equal(candidates, reference)
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,11 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alibi_countergan import CounteRGAN
+from alibi_countergan.diverse import _first_of_each
 from alibi_countergan.metrics import violations
 
 
@@ -117,3 +120,15 @@ def test_an_instance_already_of_its_target_is_its_only_counterfactual(compas_exp
     for i, found in enumerate(explanation.data["counterfactuals"]):
         assert len(found["X"]) == 1 and found["changed"] == [[]], found["changed"]
         np.testing.assert_array_equal(found["X"][0], X[i])
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.integers(0, 25), width=st.integers(1, 6), dtype=st.sampled_from([np.float32, np.int64, bool]),
+       seed=st.integers(0, 2**16 - 1))
+def test_first_of_each_row_is_numpys_unique_in_order(rows, width, dtype, seed):
+    # the alternatives are told apart by a sort on every column instead of np.unique(axis=0): same rows kept
+    values = np.random.default_rng(seed).integers(0, 3, (rows, width)).astype(dtype)
+    if dtype is np.float32:
+        values[rows // 2:] *= -1  # -0.0 and 0.0 count as one value, as in np.unique
+    expected = np.sort(np.unique(values, axis=0, return_index=True)[1]) if rows else np.zeros(0, dtype=np.int64)
+    np.testing.assert_array_equal(_first_of_each(values), expected)
