@@ -6,6 +6,7 @@ proposals, the refinement and the :class:`~alibi.api.interfaces.Explanation`, al
 call (and for each training step's cost weights); nothing here changes the explainer.
 """
 
+import functools
 import math
 import pickle
 from dataclasses import dataclass
@@ -52,14 +53,17 @@ def predict_proba(predictor: Any, x: np.ndarray, n_classes: Optional[int], schem
     or alibi's label-encoded array. ``backend``: the backend of the predictor's framework, which calls a model
     of that framework (None for any other callable or estimator).
     """
-    function = probability_function(predictor)
+    # a model of the backend's framework goes through the backend (no predict_proba looked up: a torch module's
+    # missing attribute costs an exception)
+    function = functools.partial(backend.predict, predictor) if backend is not None else \
+        probability_function(predictor)
     outputs = []
     rows = chunk_rows(math.prod(x.shape[1:]))
     for start in range(0, len(x), rows):
         chunk = x[start:start + rows]
         if schema is not None:
             chunk = schema.write(chunk.reshape(len(chunk), -1), dtype=np.float32)
-        outputs.append(backend.predict(predictor, chunk) if backend is not None else function(chunk))
+        outputs.append(function(chunk))
     try:
         proba = np.concatenate([np.asarray(o) for o in outputs]) if len(outputs) > 1 else outputs[0]
     except ValueError as err:
