@@ -15,9 +15,12 @@ candidate of the drop stage, so it is never costlier than that stage, and it fin
 sequence cannot (a larger subset shrunk further). It scores more rows than the stages
 (hundreds to a few thousand per row instead of about a hundred), which is cheap where a call's fixed cost
 dominates (one row, a few rows, a served classifier) and not for a large batch: a batch whose candidates would
-hold more than :data:`SEARCH_CALL_VALUES` values takes the stages instead, with a few calls of fewer rows. The
-rows that no candidate brings to the target, and those whose proposal changes more variables, go on to the
-stages too.
+hold more than :data:`SEARCH_CALL_VALUES` values takes the stages instead, with a few calls of fewer rows. A row
+that no candidate brings to the target gets a second call (``search(..., beyond=True)``): every subset grown past
+the proposal, on the same grid up to the largest of :data:`GROW_SCALES`, scored with the repair stage's first
+round (:meth:`Refiner.repair_candidates`), so that the rows it leaves over, and those whose proposal changes more
+variables, go on to the stages with that round's call made (a grown candidate is kept only where no candidate of
+that round that reaches the target costs less: the stages would start from such a one).
 
 **The stages** (large batches, images, and the rows the search leaves over):
 
@@ -330,8 +333,8 @@ class Refiner:
     # -- the one-call search (small batches of rows that are not wide) --------------------------------
 
     def search(self, x: np.ndarray, proposals: np.ndarray, options: np.ndarray, mask: np.ndarray,
-               pool: bool = False, accept_grown: bool = False, extra: Optional[np.ndarray] = None
-               ) -> Optional[Search]:
+               pool: bool = False, accept_grown: bool = False, extra: Optional[np.ndarray] = None,
+               beyond: bool = False) -> Optional[Search]:
         """Score the originals, the generator's proposals and their candidates in one predictor call (see the
         module); None, with no call, when the rows are wide or the candidates would hold more than
         :data:`SEARCH_CALL_VALUES` values (the caller then takes the stages).
@@ -359,6 +362,11 @@ class Refiner:
         extra
             More flat rows of the caller's, scored in the same call (:attr:`Search.extra_proba`); they count
             towards the call's size.
+        beyond
+            Grow the residual instead of shrinking it: each subset at the scales past 1, ``(SEARCH_STEPS + 1) /
+            SEARCH_STEPS`` to the largest of :data:`GROW_SCALES` at the same step (the second call of a proposal
+            whose own scales all miss the target; a subset of categories alone, which scales do not move, has no
+            candidate). None, with no call, when no proposal has such a candidate.
         """
         n, m = options.shape
         if self.wide:
@@ -370,8 +378,8 @@ class Refiner:
             source_row = np.repeat(np.arange(n), m)
             xs, masks = x[source_row], mask[source_row]
         changed = self.variable_costs(xs, proposals) > 0
-        grow = pool or accept_grown  # grown candidates serve the pool and accepted ones only
-        plan = self._plan(changed, search_budget(n * (m + 1) + n_extra, x.shape[1]), grow)
+        grow = (pool or accept_grown) and not beyond  # grown candidates serve the pool and accepted ones only
+        plan = self._plan(changed, search_budget(n * (m + 1) + n_extra, x.shape[1]), grow, beyond)
         if plan is None:
             return None
         owner, scale, keep, subset, levels = plan
@@ -393,7 +401,7 @@ class Refiner:
             row_of[source] = np.arange(n)
             cand_row = row_of[owner]
         cf, cf_proba, met = self._pick(x, proposals[source], prop_proba[source], targets, cand_row, candidates,
-                                       cand_proba, accept_grown | (scale <= 1))
+                                       cand_proba, (accept_grown or beyond) | (scale <= 1))
         already = x_proba.argmax(axis=1) == targets
         cf[already], cf_proba[already] = x[already], x_proba[already]
         many = changed.sum(axis=1)[source] > SEARCH_VARIABLES
@@ -408,22 +416,23 @@ class Refiner:
         return Search(targets=targets, cf=cf, proba=cf_proba, x_proba=x_proba, done=already | (met & ~many),
                       pool=found, extra_proba=None if extra is None else proba[end:])
 
-    def _plan(self, changed: np.ndarray, budget: int, grow: bool
+    def _plan(self, changed: np.ndarray, budget: int, grow: bool, beyond: bool = False
               ) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Optional[Levels]]]:
         """The candidates of :meth:`search` for proposals changing the variables ``changed``
         ``(P, n_variables)``: ``(owner, scale, keep, subset, levels)``, the proposal of each (ascending), its scale
         of the residual (ascending within a subset), its kept variables ``(N, n_variables)``, the index of its
         subset among its proposal's, and, when one proposal is searched, the distinct scales and each candidate's
-        index among them (None for several); None when there would be more than ``budget``. ``grow``: with the
-        scales of :data:`GROW_SCALES` too."""
+        index among them (None for several); None when there would be more than ``budget`` (or, ``beyond``, none).
+        ``grow``: with the scales of :data:`GROW_SCALES` too; ``beyond``: the scales past 1 instead
+        (:func:`_search_template`)."""
         v = self.variables
         n_changed = changed.sum(axis=1)
         searched = np.flatnonzero((n_changed >= 1) & (n_changed <= SEARCH_VARIABLES))
         if searched.size == 1:  # one row's proposal (a single explanation): its candidates come from a cache
             which_one = tuple(np.flatnonzero(changed[searched[0]]).tolist())
             keep_one, scale_one, subset_one, levels = _single_plan(
-                which_one, tuple(v.is_group[list(which_one)].tolist()), v.n, grow)
-            if len(scale_one) > budget:
+                which_one, tuple(v.is_group[list(which_one)].tolist()), v.n, grow, beyond)
+            if len(scale_one) > budget or (beyond and not len(scale_one)):
                 return None
             return np.full(len(scale_one), searched[0]), scale_one, keep_one, subset_one, levels
         counts = n_changed[searched]
@@ -436,8 +445,9 @@ class Refiner:
         kinds = counts * 2 ** SEARCH_VARIABLES + (np.add.reduceat(numeric, first) if searched.size else first)
         unique, n_of_kind = np.unique(kinds, return_counts=True)
         templates = [_search_template(int(kind) >> SEARCH_VARIABLES, int(kind) % 2 ** SEARCH_VARIABLES, SEARCH_STEPS,
-                                      grow) for kind in unique]
-        if sum(len(t[1]) * int(c) for t, c in zip(templates, n_of_kind)) > budget:
+                                      grow, beyond) for kind in unique]
+        total = sum(len(t[1]) * int(c) for t, c in zip(templates, n_of_kind))
+        if total > budget or (beyond and not total):
             return None
         owners, scales, subsets = [np.zeros(0, dtype=np.int64)], [np.zeros(0)], [np.zeros(0, dtype=np.int64)]
         keeps = [np.zeros((0, v.n), dtype=bool)]
@@ -484,7 +494,8 @@ class Refiner:
 
     def refine(self, x: np.ndarray, cf: np.ndarray, targets: np.ndarray, mask: np.ndarray,
                proba: np.ndarray, x_proba: Optional[np.ndarray] = None,
-               bracket: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> Tuple[np.ndarray, np.ndarray]:
+               bracket: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+               repair: Optional[Tuple[np.ndarray, Optional[np.ndarray]]] = None) -> Tuple[np.ndarray, np.ndarray]:
         """Repair, drop and shrink; returns the counterfactuals and their probabilities (new arrays).
 
         Parameters
@@ -503,12 +514,17 @@ class Refiner:
         bracket
             Wide rows only: :meth:`bracket`'s candidates for ``(x, cf)`` and the predictor's probabilities for them,
             when the caller scored them with ``cf``; None: the shrink scores them (one more call).
+        repair
+            :meth:`repair_candidates` of ``(x, cf)``, ``(R, B, n_features)``, when the caller made them, and the
+            predictor's probabilities for them, ``(R, B, n_classes)``, when it scored them too (None: the repair
+            scores them, one more call); None: the repair makes and scores them.
         """
         cf, proba = cf.copy(), proba.copy()
         repaired = ~self.criterion.met(proba, targets)
         bad = np.flatnonzero(repaired)
         if bad.size:
-            cf[bad], proba[bad] = self._repair(x[bad], cf[bad], targets[bad], mask[bad], proba[bad])
+            known = None if repair is None else (repair[0][:, bad], None if repair[1] is None else repair[1][:, bad])
+            cf[bad], proba[bad] = self._repair(x[bad], cf[bad], targets[bad], mask[bad], proba[bad], known)
         ok = np.flatnonzero(self.criterion.met(proba, targets))
         if ok.size:
             args = x[ok], targets[ok], mask[ok]
@@ -551,16 +567,23 @@ class Refiner:
         cf[chosen], proba[chosen] = stacked[best[chosen]], cand_proba[best[chosen]]
         return cf, proba
 
-    def _repair(self, x: np.ndarray, cf: np.ndarray, targets: np.ndarray, mask: np.ndarray,
-                proba: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def repair_candidates(self, x: np.ndarray, cf: np.ndarray, targets: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The first round of the repair stage, ``(R, B, n_features)``: the generator applied to ``cf`` (when the
+        refiner has it), then ``cf`` and that output with the residual grown by each of :data:`GROW_SCALES`."""
         bases = [cf]
         if self.regenerate is not None:
             bases.append(self.regenerate(cf, targets, mask))
         candidates = [bases[-1]] if len(bases) > 1 else []
         for base in bases:
             candidates += [self.build(x, base, mask, np.full(len(x), s)) for s in GROW_SCALES]
+        return np.stack(candidates)
+
+    def _repair(self, x: np.ndarray, cf: np.ndarray, targets: np.ndarray, mask: np.ndarray, proba: np.ndarray,
+                known: Optional[Tuple[np.ndarray, Optional[np.ndarray]]] = None) -> Tuple[np.ndarray, np.ndarray]:
+        candidates, known_proba = (self.repair_candidates(x, cf, targets, mask), None) if known is None else known
         owners = [np.arange(len(x))] * len(candidates)
-        cf, proba = self._choose(x, targets, owners, candidates, cf, proba, fallback_best_slack=True)
+        cf, proba = self._choose(x, targets, owners, list(candidates), cf, proba, fallback_best_slack=True,
+                                 known_proba=None if known_proba is None else known_proba.reshape(-1, proba.shape[1]))
         for _ in range(self.search_rounds):
             bad = np.flatnonzero(~self.criterion.met(proba, targets))
             if not bad.size or self._mutable_variables(mask[bad]).sum(axis=1).max() > self.max_exact_variables:
@@ -778,15 +801,15 @@ def _argmin_per_row(owner: np.ndarray, key: np.ndarray, n_rows: int) -> np.ndarr
 
 
 @functools.lru_cache(maxsize=1024)
-def _single_plan(which: Tuple[int, ...], grouped: Tuple[bool, ...], n_variables: int, grow: bool
-                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Levels]:
+def _single_plan(which: Tuple[int, ...], grouped: Tuple[bool, ...], n_variables: int, grow: bool,
+                 beyond: bool = False) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Levels]:
     """:meth:`Refiner._plan`'s candidates of one proposal that changes the variables ``which`` (one-hot groups
     where ``grouped``), out of ``n_variables``: ``(keep, scale, subset, levels)``, read-only, the same as the batch
-    path builds (``grow``: with :data:`GROW_SCALES`), and the distinct scales with each candidate's index among them
-    (for :meth:`Refiner._build_one`). A served explainer sees the same few patterns of changed variables again and
-    again."""
+    path builds (``grow``: with :data:`GROW_SCALES`; ``beyond``: past 1), and the distinct scales with each
+    candidate's index among them (for :meth:`Refiner._build_one`). A served explainer sees the same few patterns of
+    changed variables again and again."""
     numeric_bits = sum(1 << i for i, g in enumerate(grouped) if not g)
-    kept, scale, subset = _search_template(len(which), numeric_bits, SEARCH_STEPS, grow)
+    kept, scale, subset = _search_template(len(which), numeric_bits, SEARCH_STEPS, grow, beyond)
     keep = np.zeros((len(scale), n_variables), dtype=bool)
     keep[:, list(which)] = kept
     distinct, level_of = np.unique(scale, return_inverse=True)
@@ -816,17 +839,22 @@ def choose_targets(options: np.ndarray, x_proba: np.ndarray, prop_proba: np.ndar
 
 
 @functools.cache
-def _search_template(k: int, numeric_bits: int, steps: int, grow: bool
+def _search_template(k: int, numeric_bits: int, steps: int, grow: bool, beyond: bool = False
                      ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The candidates of a proposal that changes ``k`` variables, numeric where ``numeric_bits`` has a bit:
     ``(kept, scale, subset)``, each non-empty subset of the ``k`` (True where kept, ``(N, k)``) at every scale of the
     grid of ``steps`` in ascending order (then :data:`GROW_SCALES` with ``grow``), or at scale 1 alone when it keeps
-    no numeric variable, and the index of each candidate's subset."""
+    no numeric variable, and the index of each candidate's subset. With ``beyond``, the grid continues past 1 instead,
+    ``(steps + 1) / steps`` to :data:`GROW_SCALES`' largest, and a subset of categories alone (scored at scale 1
+    already) has no candidate."""
     subsets = ((np.arange(1, 2 ** k)[:, None] >> np.arange(k)[None, :]) & 1).astype(bool)
     numeric = ((numeric_bits >> np.arange(k)) & 1).astype(bool)
     moves = (subsets & numeric).any(axis=1)
-    grid = np.concatenate([np.arange(1, steps + 1) / steps, GROW_SCALES if grow else ()])
-    repeats = np.where(moves, len(grid), 1)
+    if beyond:
+        grid = np.arange(steps + 1, int(round(max(GROW_SCALES) * steps)) + 1) / steps
+    else:
+        grid = np.concatenate([np.arange(1, steps + 1) / steps, GROW_SCALES if grow else ()])
+    repeats = np.where(moves, len(grid), 0 if beyond else 1)
     at = np.arange(int(repeats.sum())) - np.repeat(np.cumsum(repeats) - repeats, repeats)
     scale = np.where(np.repeat(moves, repeats), grid[at % len(grid)], 1.0)
     kept = np.repeat(subsets, repeats, axis=0)

@@ -323,6 +323,42 @@ def test_a_refined_tabular_row_takes_one_predictor_call_and_is_no_costlier_than_
         assert all(int(v.sum()) == 0 for v in broken.values())
 
 
+def test_a_proposal_that_misses_is_grown_in_a_second_call_and_never_takes_more_calls_than_the_stages(
+        pima, pima_model, count_predictor_calls):
+    _, X_train, X_test, _, _ = pima
+    # a generator trained briefly, whose proposals often miss
+    pima_whitebox = CounteRGAN(pima_model, (1, 8), train_steps=50, verbose=False, seed=0).fit(X_train)
+    X_test = np.concatenate([X_test, X_train])  # rows enough for it to miss a few
+    raw = pima_whitebox.explain(X_test, target_class="other", refine=False)
+    missed = np.flatnonzero(~Criterion().met(raw.cf["proba"], raw.target) & (raw.orig_class != raw.target))[:25]
+    assert missed.size >= 5
+    refiner = pima_whitebox._inference(pima_whitebox._state()).refiner(np.dtype(np.float32), Criterion())
+    calls = count_predictor_calls(pima_whitebox)
+    counts, staged_counts, cost, staged_cost, success, staged_success = [], [], [], [], [], []
+    for i in missed:
+        x, target = X_test[i:i + 1], raw.target[i:i + 1]
+        calls.clear()
+        alone = pima_whitebox.explain(x, target_class=int(target[0]))
+        counts.append(len(calls))
+        # the same proposal through the stages alone, after the first call (the refinement before the second call)
+        calls.clear()
+        cf, proba = refiner.refine(x.reshape(1, -1), raw.cf["X"][i:i + 1].reshape(1, -1), target,
+                                   np.broadcast_to(pima_whitebox.space_.mutable, (1, x.size)), raw.cf["proba"][i:i + 1])
+        staged_counts.append(1 + len(calls))
+        success.append(alone.success)
+        staged_success.append(bool(Criterion().reached(proba, target)[0]))
+        cost.append(_cost(pima_whitebox, x.reshape(1, -1), alone.cf["X"].reshape(1, -1))[0])
+        staged_cost.append(_cost(pima_whitebox, x.reshape(1, -1), cf)[0])
+    counts, staged_counts = np.array(counts), np.array(staged_counts)
+    assert np.all(counts <= staged_counts), (counts, staged_counts)
+    assert np.any(counts == 2), counts  # a grown residual is found in the second call
+    assert np.all(np.array(success)[staged_success])
+    # the rows the first call leaves over (some subset of a missing proposal may reach the target at once): grown
+    # jointly over subsets and scales, on average no costlier than repaired, dropped and shrunk
+    over = (counts > 1) & np.array(success) & np.array(staged_success)
+    assert np.mean(np.array(cost)[over]) <= np.mean(np.array(staged_cost)[over]) * 1.01
+
+
 def test_the_one_call_search_is_never_costlier_than_the_exhaustive_drop_stage(pima, pima_whitebox):
     _, _, X_test, _, _ = pima
     raw = pima_whitebox.explain(X_test, target_class="other", refine=False)
