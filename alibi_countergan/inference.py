@@ -194,24 +194,10 @@ class Inference:
             done = searched.done
         todo = np.flatnonzero(~done)
         repair: Optional[Tuple[np.ndarray, Optional[np.ndarray]]] = None
-        if searched is not None and todo.size:
-            # proposals that no scale up to their own brings to the target (searched.cf is the proposal there): every
-            # subset of their changes grown past it, in one more call that also scores the repair stage's first
-            # round, so that the rows it leaves over take the stages with no more calls than without it
-            fix = refiner.repair_candidates(flat[todo], cf[todo], targets[todo], mask[todo])
-            grown = refiner.search(flat[todo], cf[todo], targets[todo, None], mask[todo], beyond=True,
-                                   extra=fix.reshape(-1, flat.shape[1]))
-            if grown is None or grown.extra_proba is None:  # no candidate past the proposals (or too many)
-                repair = (fix, None)
-            else:
-                fix_proba = grown.extra_proba.reshape(len(fix), len(todo), -1)
-                # a grown candidate is kept only where no candidate of the repair's round that reaches the target
-                # costs less (such as the generator's second output, in another direction): the stages would start
-                # from that one and only drop and shrink it
-                accept = grown.done & (refiner.cost(flat[todo], grown.cf) <= _cheapest_valid(
-                    refiner, flat[todo], fix, fix_proba, targets[todo]))
-                cf[todo[accept]], cf_proba[todo[accept]] = grown.cf[accept], grown.proba[accept]
-                todo, repair = todo[~accept], (fix[:, ~accept], fix_proba[:, ~accept])
+        if searched is not None and todo.size:  # proposals that miss: grown in a second call (searched.cf is each)
+            cf[todo], cf_proba[todo], grown, repair = refiner.grow(flat[todo], cf[todo], cf_proba[todo], targets[todo],
+                                                                   mask[todo])
+            todo = todo[~grown]
         if refine and todo.size:
             cf[todo], cf_proba[todo] = refiner.refine(flat[todo], cf[todo], targets[todo], mask[todo], cf_proba[todo],
                                                       orig_proba[todo], repair=repair)
@@ -256,16 +242,6 @@ class Inference:
             diverse = [describe(found, p, core.feature_shape, refiner, core.feature_names) for p in picks]
         explanation = build_explanation(meta, x_batch, cf_flat, cf_proba, orig_proba, targets, criterion, diverse)
         return explanation if table is None else table_explanation(explanation, table, *where)
-
-
-def _cheapest_valid(refiner: Refiner, x: np.ndarray, candidates: np.ndarray, proba: np.ndarray,
-                    targets: np.ndarray) -> np.ndarray:
-    """Per row of ``x``, the cost of the cheapest of its ``candidates`` ``(R, B, n_features)`` (probabilities
-    ``(R, B, n_classes)``) that reaches its target; infinity where none does."""
-    r, b = candidates.shape[:2]
-    met = refiner.criterion.met(proba.reshape(r * b, -1), np.tile(targets, r)).reshape(r, b)
-    cost = refiner.cost(np.tile(x, (r, 1)), candidates.reshape(r * b, -1)).reshape(r, b)
-    return np.where(met, cost, np.inf).min(axis=0)
 
 
 def build_explanation(meta: Dict[str, Any], x: np.ndarray, cf_flat: np.ndarray, cf_proba: np.ndarray,

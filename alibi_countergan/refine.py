@@ -16,7 +16,7 @@ sequence cannot (a larger subset shrunk further). It scores more rows than the s
 (hundreds to a few thousand per row instead of about a hundred), which is cheap where a call's fixed cost
 dominates (one row, a few rows, a served classifier) and not for a large batch: a batch whose candidates would
 hold more than :data:`SEARCH_CALL_VALUES` values takes the stages instead, with a few calls of fewer rows. A row
-that no candidate brings to the target gets a second call (``search(..., beyond=True)``): every subset grown past
+that no candidate brings to the target gets a second call (:meth:`Refiner.grow`): every subset grown past
 the proposal, on the same grid up to the largest of :data:`GROW_SCALES`, scored with the repair stage's first
 round (:meth:`Refiner.repair_candidates`), so that the rows it leaves over, and those whose proposal changes more
 variables, go on to the stages with that round's call made (a grown candidate is kept only where no candidate of
@@ -415,6 +415,31 @@ class Refiner:
             found = (cand_row[live], candidates[live], cand_proba[live])
         return Search(targets=targets, cf=cf, proba=cf_proba, x_proba=x_proba, done=already | (met & ~many),
                       pool=found, extra_proba=None if extra is None else proba[end:])
+
+    def grow(self, x: np.ndarray, cf: np.ndarray, proba: np.ndarray, targets: np.ndarray, mask: np.ndarray
+             ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Tuple[np.ndarray, Optional[np.ndarray]]]:
+        """The second call of rows whose proposal ``cf`` (probabilities ``proba``) no candidate of :meth:`search`
+        brings to the target: every subset of its changes grown past it (``search(..., beyond=True)``), scored with
+        the repair stage's first round (:meth:`repair_candidates`).
+
+        A grown candidate is kept only where no candidate of that round that reaches the target costs less (such as
+        the generator's second output, in another direction): the stages would start from that one and only drop
+        and shrink it. Returns ``(cf, proba, grown, repair)``: new arrays with the kept candidates, which rows they
+        serve, and the round's candidates and probabilities of the other rows (:meth:`refine`'s ``repair``; no
+        probabilities when the call was not made: no candidate past the proposals, or too many).
+        """
+        fix = self.repair_candidates(x, cf, targets, mask)
+        found = self.search(x, cf, targets[:, None], mask, beyond=True, extra=fix.reshape(-1, x.shape[1]))
+        if found is None or found.extra_proba is None:
+            return cf.copy(), proba.copy(), np.zeros(len(x), dtype=bool), (fix, None)
+        r, b = fix.shape[:2]
+        fix_proba = found.extra_proba.reshape(r, b, -1)
+        met = self.criterion.met(found.extra_proba, np.tile(targets, r)).reshape(r, b)
+        cheapest = np.where(met, self.cost(np.tile(x, (r, 1)), fix.reshape(r * b, -1)).reshape(r, b), np.inf).min(0)
+        grown = found.done & (self.cost(x, found.cf) <= cheapest)
+        cf, proba = cf.copy(), proba.copy()
+        cf[grown], proba[grown] = found.cf[grown], found.proba[grown]
+        return cf, proba, grown, (fix[:, ~grown], fix_proba[:, ~grown])
 
     def _plan(self, changed: np.ndarray, budget: int, grow: bool, beyond: bool = False
               ) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Optional[Levels]]]:
