@@ -152,14 +152,14 @@ def check_probabilities(proba: Any, n_rows: int, what: str = "predictor output",
                          f"two classes (for a binary model return [1 - p, p]).")
     if n_classes is not None and arr.shape[1] != n_classes:
         raise ValueError(f"The {what} has {arr.shape[1]} classes but the explainer was fitted with {n_classes}.")
-    low, high = arr.min(), arr.max()  # NaN and infinities show in one of the two
+    low, high = float(arr.min()), float(arr.max())  # NaN and infinities show in one of the two
     if not (low >= -1e-6 and high <= 1 + 1e-6):  # False for NaN too
         if not (np.isfinite(low) and np.isfinite(high)):
             raise ValueError(f"The {what} contains NaN or infinite values.")
         raise ValueError(f"The {what} has values outside [0, 1] (min {low:.3g}, max {high:.3g}): it "
                          f"looks like logits or scores; apply a softmax so that it returns probabilities.")
     sums = arr[:, 0] + arr[:, 1] if arr.shape[1] == 2 else arr.sum(axis=1)  # two classes: no reduction's overhead
-    if not (sums.min() >= 1 - 1e-3 and sums.max() <= 1 + 1e-3):
+    if not (float(sums.min()) >= 1 - 1e-3 and float(sums.max()) <= 1 + 1e-3):
         row = int(np.argmax(np.abs(sums - 1.0)))
         raise ValueError(f"The {what} rows must sum to 1 (row {row} sums to {sums[row]:.4f}): it does not look "
                          f"like class probabilities.")

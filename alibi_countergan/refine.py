@@ -61,7 +61,7 @@ probability instead, as Wachter et al.'s ``target_proba`` does.
 
 import functools
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -121,8 +121,42 @@ PredictFn = Callable[[np.ndarray], np.ndarray]
 RegenerateFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 """``(x, targets, mask) -> counterfactuals``: the generator's projected output for flat rows."""
 
-Levels = Tuple[np.ndarray, np.ndarray]
-"""A single row's search scales: the distinct ones, ascending, and each candidate's index among them."""
+
+class OneRowPlan(NamedTuple):
+    """How a single row's search candidates are built (:meth:`Refiner._build_one`), read-only.
+
+    Attributes
+    ----------
+    distinct
+        The distinct scales of the residual, ascending.
+    level_of
+        Each candidate's index among ``distinct``.
+    columns
+        The columns of the proposal's changed variables, ascending.
+    gather
+        ``(N, n_features)``: where each candidate's values are read from the row followed by the moved values of
+        ``columns`` at each distinct scale (``(len(distinct), len(columns))``, raveled): the moved value where the
+        candidate keeps the column's variable, the original's elsewhere.
+    """
+
+    distinct: np.ndarray
+    level_of: np.ndarray
+    columns: np.ndarray
+    gather: np.ndarray
+
+
+def one_row_plan(keep: np.ndarray, scale: np.ndarray, columns: Sequence[int], column_variables: Sequence[int],
+                 n_features: int) -> OneRowPlan:
+    """The :class:`OneRowPlan` of candidates that keep the variables ``keep`` ``(N, n_variables)`` at ``scale``
+    ``(N,)``, where the moved ``columns`` belong to the variables ``column_variables``."""
+    distinct, level_of = np.unique(scale, return_inverse=True)
+    cols, owners = np.array(columns, dtype=np.intp), np.array(column_variables, dtype=np.intp)
+    gather = np.tile(np.arange(n_features), (len(scale), 1))
+    moved = n_features + level_of[:, None] * len(cols) + np.arange(len(cols))[None, :]
+    gather[:, cols] = np.where(keep[:, owners], moved, cols[None, :])
+    for array in (distinct, level_of, cols, gather):
+        array.flags.writeable = False
+    return OneRowPlan(distinct, level_of, cols, gather)
 
 
 @dataclass(frozen=True)
@@ -274,24 +308,18 @@ class Refiner:
         m = mask if keep is None else mask * keep
         return project(NUMPY_OPS, x, u.astype(x.dtype), m.astype(x.dtype), self.tensors, hard=True)
 
-    def _build_one(self, x: np.ndarray, cf: np.ndarray, mask: np.ndarray, levels: Levels, keep: np.ndarray,
-                   changed: np.ndarray) -> np.ndarray:
-        """:meth:`build`'s candidates of one row ``x`` and its counterfactual ``cf`` (flat ``(n_features,)``), each at
-        its scale (``levels``: the distinct scales and each candidate's index among them) with the variables ``keep``
-        ``(N, n_variables)``, all among the ``changed`` variables: the same values, projected on the changed
-        variables' columns alone (:meth:`SpaceTensors.restricted`; the others stay the original's), so that the cost
-        follows the few variables a proposal changes, not the row's width.
+    def _build_one(self, x: np.ndarray, cf: np.ndarray, mask: np.ndarray, plan: OneRowPlan) -> np.ndarray:
+        """:meth:`build`'s candidates of one row ``x`` and its counterfactual ``cf`` (flat ``(n_features,)``), as
+        ``plan`` lays them out: the same values, projected on the changed variables' columns alone
+        (:meth:`columns_moved`; the others stay the original's), so that the cost follows the few variables a
+        proposal changes, not the row's width.
 
         The projection works column by column (a one-hot group as a whole), and a reverted variable's columns come
         out as the original's: so each distinct scale is projected once, with every changed variable kept, and each
-        candidate takes those values where it keeps a variable and the original's elsewhere (the same numbers as
-        projecting every candidate, for a few dozen rows instead of hundreds)."""
-        cols = np.flatnonzero(changed[self.variables.of_column])
-        distinct, level_of = levels
-        at_level = self.columns_moved(x[None], cf[None], mask[None], distinct, cols)
-        out = np.repeat(x[None], len(level_of), axis=0)
-        out[:, cols] = np.where(keep[:, self.variables.of_column[cols]], at_level[level_of], x[None, cols])
-        return out
+        candidate gathers those values where it keeps a variable and the original's elsewhere, in one indexing of
+        the plan's (the same numbers as projecting every candidate, for a few dozen rows instead of hundreds)."""
+        at_level = self.columns_moved(x[None], cf[None], mask[None], plan.distinct, plan.columns)
+        return np.concatenate([x, at_level.ravel()])[plan.gather]
 
     def columns_moved(self, x: np.ndarray, towards: np.ndarray, mask: np.ndarray, scale: np.ndarray,
                       columns: np.ndarray) -> np.ndarray:
@@ -382,15 +410,15 @@ class Refiner:
         plan = self._plan(changed, search_budget(n * (m + 1) + n_extra, x.shape[1]), grow, beyond)
         if plan is None:
             return None
-        owner, scale, keep, subset, levels = plan
-        if levels is not None:  # one proposal's candidates (a single row's)
-            candidates = self._build_one(xs[owner[0]], proposals[owner[0]], masks[owner[0]], levels, keep,
-                                         changed[owner[0]])
+        owner, scale, keep, subset, one = plan
+        if one is not None:  # one proposal's candidates (a single row's)
+            candidates = self._build_one(xs[owner[0]], proposals[owner[0]], masks[owner[0]], one)
         else:
             candidates = self.build(xs[owner], proposals[owner], masks[owner], scale,
                                     keep[:, self.variables.of_column].astype(x.dtype))
-        scored = [x, proposals, candidates] + ([] if extra is None else [extra.astype(x.dtype, copy=False)])
-        proba = self.predict(np.concatenate(scored))
+        scored = np.concatenate([x, proposals, candidates] + ([] if extra is None else [extra.astype(x.dtype,
+                                                                                                 copy=False)]))
+        proba = self.predict(scored)
         end = len(proba) - n_extra
         x_proba, prop_proba, cand_proba = proba[:n], proba[n:n * (m + 1)], proba[n * (m + 1):end]
         targets, source = choose_targets(options, x_proba, prop_proba)
@@ -400,8 +428,12 @@ class Refiner:
             row_of = np.full(len(proposals), -1)  # the row each proposal serves (-1: another target's, not chosen)
             row_of[source] = np.arange(n)
             cand_row = row_of[owner]
-        cf, cf_proba, met = self._pick(x, proposals[source], prop_proba[source], targets, cand_row, candidates,
-                                       cand_proba, (accept_grown or beyond) | (scale <= 1))
+        allowed = (accept_grown or beyond) | (scale <= 1)
+        if n == 1 and m == 1:  # one row: its proposal and candidates follow the original in the call, in that order
+            cf, cf_proba, met = self._pick_one(x, scored[1:end], proba[1:end], int(targets[0]), allowed)
+        else:
+            cf, cf_proba, met = self._pick(x, proposals[source], prop_proba[source], targets, cand_row, candidates,
+                                           cand_proba, allowed)
         already = x_proba.argmax(axis=1) == targets
         cf[already], cf_proba[already] = x[already], x_proba[already]
         many = changed.sum(axis=1)[source] > SEARCH_VARIABLES
@@ -442,24 +474,24 @@ class Refiner:
         return cf, proba, grown, (fix[:, ~grown], fix_proba[:, ~grown])
 
     def _plan(self, changed: np.ndarray, budget: int, grow: bool, beyond: bool = False
-              ) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Optional[Levels]]]:
+              ) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Optional[OneRowPlan]]]:
         """The candidates of :meth:`search` for proposals changing the variables ``changed``
-        ``(P, n_variables)``: ``(owner, scale, keep, subset, levels)``, the proposal of each (ascending), its scale
+        ``(P, n_variables)``: ``(owner, scale, keep, subset, one)``, the proposal of each (ascending), its scale
         of the residual (ascending within a subset), its kept variables ``(N, n_variables)``, the index of its
-        subset among its proposal's, and, when one proposal is searched, the distinct scales and each candidate's
-        index among them (None for several); None when there would be more than ``budget`` (or, ``beyond``, none).
+        subset among its proposal's, and, when one proposal is searched, how :meth:`_build_one` builds them (None for
+        several); None when there would be more than ``budget`` (or, ``beyond``, none).
         ``grow``: with the scales of :data:`GROW_SCALES` too; ``beyond``: the scales past 1 instead
         (:func:`_search_template`)."""
         v = self.variables
+        if len(changed) == 1:  # a single explanation's proposal: no counting over proposals
+            which_one = np.flatnonzero(changed[0])
+            if 1 <= len(which_one) <= SEARCH_VARIABLES:
+                return self._plan_one(0, which_one, changed[0], budget, grow, beyond)
         n_changed = changed.sum(axis=1)
         searched = np.flatnonzero((n_changed >= 1) & (n_changed <= SEARCH_VARIABLES))
-        if searched.size == 1:  # one row's proposal (a single explanation): its candidates come from a cache
-            which_one = tuple(np.flatnonzero(changed[searched[0]]).tolist())
-            keep_one, scale_one, subset_one, levels = _single_plan(
-                which_one, tuple(v.is_group[list(which_one)].tolist()), v.n, grow, beyond)
-            if len(scale_one) > budget or (beyond and not len(scale_one)):
-                return None
-            return np.full(len(scale_one), searched[0]), scale_one, keep_one, subset_one, levels
+        if searched.size == 1:
+            return self._plan_one(int(searched[0]), np.flatnonzero(changed[searched[0]]), changed[searched[0]], budget,
+                                  grow, beyond)
         counts = n_changed[searched]
         which = np.nonzero(changed[searched])[1]  # each searched proposal's changed variables, in order
         first = np.cumsum(counts) - counts
@@ -492,6 +524,19 @@ class Refiner:
         return (owner[order], np.concatenate(scales)[order], np.concatenate(keeps)[order],
                 np.concatenate(subsets)[order], None)
 
+    def _plan_one(self, owner: int, which: np.ndarray, changed: np.ndarray, budget: int, grow: bool, beyond: bool
+                  ) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Optional[OneRowPlan]]]:
+        """:meth:`_plan` when one proposal, ``owner``, is searched: it changes the variables ``which`` (``changed``
+        holds them as a mask); its candidates come from a cache (:func:`_single_plan`)."""
+        v = self.variables
+        columns = np.flatnonzero(changed[v.of_column])
+        keep, scale, subset, one = _single_plan(
+            tuple(which.tolist()), tuple(v.is_group[which].tolist()), v.n, grow, beyond, tuple(columns.tolist()),
+            tuple(v.of_column[columns].tolist()), len(v.of_column))
+        if len(scale) > budget or (beyond and not len(scale)):
+            return None
+        return np.broadcast_to(np.intp(owner), scale.shape), scale, keep, subset, one
+
     def _pick(self, x: np.ndarray, cf: np.ndarray, proba: np.ndarray, targets: np.ndarray, cand_row: np.ndarray,
               candidates: np.ndarray, cand_proba: np.ndarray, allowed: np.ndarray
               ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -514,6 +559,17 @@ class Refiner:
             cf[better], proba[better] = candidates[live[best[better]]], cand_proba[live[best[better]]]
             met[better] = True
         return cf, proba, met
+
+    def _pick_one(self, x: np.ndarray, pool: np.ndarray, proba: np.ndarray, target: int, allowed: np.ndarray
+                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_pick` for one row ``x`` ``(1, n_features)``: ``pool`` holds its proposal, then its candidates (those
+        ``allowed`` compete), with their probabilities ``proba``. The first of the cheapest that reach the target
+        wins, so the proposal where a candidate only ties it, as in :meth:`_pick`."""
+        ok = self.criterion.met(proba, target)
+        ok[1:] &= allowed
+        live = np.flatnonzero(ok)
+        best = live[np.argmin(self.cost(x, pool[live]))] if live.size else 0
+        return pool[best:best + 1].copy(), proba[best:best + 1].copy(), np.array([live.size > 0])
 
     # -- the stages -----------------------------------------------------------------------------------
 
@@ -826,21 +882,20 @@ def _argmin_per_row(owner: np.ndarray, key: np.ndarray, n_rows: int) -> np.ndarr
 
 
 @functools.lru_cache(maxsize=1024)
-def _single_plan(which: Tuple[int, ...], grouped: Tuple[bool, ...], n_variables: int, grow: bool,
-                 beyond: bool = False) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Levels]:
+def _single_plan(which: Tuple[int, ...], grouped: Tuple[bool, ...], n_variables: int, grow: bool, beyond: bool,
+                 columns: Tuple[int, ...], column_variables: Tuple[int, ...], n_features: int
+                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, OneRowPlan]:
     """:meth:`Refiner._plan`'s candidates of one proposal that changes the variables ``which`` (one-hot groups
-    where ``grouped``), out of ``n_variables``: ``(keep, scale, subset, levels)``, read-only, the same as the batch
-    path builds (``grow``: with :data:`GROW_SCALES`; ``beyond``: past 1), and the distinct scales with each
-    candidate's index among them (for :meth:`Refiner._build_one`). A served explainer sees the same few patterns of
-    changed variables again and again."""
+    where ``grouped``), out of ``n_variables``, in the ``columns`` (of the variables ``column_variables``) of rows of
+    ``n_features``: ``(keep, scale, subset, plan)``, read-only, the same as the batch path builds (``grow``: with
+    :data:`GROW_SCALES`; ``beyond``: past 1), and how :meth:`Refiner._build_one` builds them. A served explainer sees
+    the same few patterns of changed variables again and again."""
     numeric_bits = sum(1 << i for i, g in enumerate(grouped) if not g)
     kept, scale, subset = _search_template(len(which), numeric_bits, SEARCH_STEPS, grow, beyond)
     keep = np.zeros((len(scale), n_variables), dtype=bool)
     keep[:, list(which)] = kept
-    distinct, level_of = np.unique(scale, return_inverse=True)
-    for array in (keep, distinct, level_of):
-        array.flags.writeable = False
-    return keep, scale, subset, (distinct, level_of)
+    keep.flags.writeable = False
+    return keep, scale, subset, one_row_plan(keep, scale, columns, column_variables, n_features)
 
 
 def search_budget(n_scored: int, n_features: int) -> int:

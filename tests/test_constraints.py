@@ -16,7 +16,7 @@ from alibi_countergan.fairness import fairness_probe
 from alibi_countergan.features import build_feature_space
 from alibi_countergan.metrics import violations
 from alibi_countergan.ops import NUMPY_OPS
-from alibi_countergan.refine import Criterion, Refiner
+from alibi_countergan.refine import Criterion, Refiner, one_row_plan
 
 OPS = {"numpy": NUMPY_OPS, "pytorch": TorchOps(torch.device("cpu"))}
 
@@ -132,7 +132,9 @@ def test_one_rows_candidates_projected_once_per_scale_are_the_general_builds(pro
     n = 60
     keep = (rng.random((n, space.variables.n)) < 0.6) & changed
     scale = rng.choice(np.r_[np.arange(1, 49) / 48, 1.5, 2.0, 3.0], n)
-    one = refiner._build_one(x[0], cf, masks[0], np.unique(scale, return_inverse=True), keep, changed)
+    columns = np.flatnonzero(changed[space.variables.of_column])
+    plan = one_row_plan(keep, scale, columns, space.variables.of_column[columns], x.shape[1])
+    one = refiner._build_one(x[0], cf, masks[0], plan)
     rows = np.zeros(n, dtype=int)
     general = refiner.build(x[rows], cf[None][rows], masks[rows], scale,
                             keep[:, space.variables.of_column].astype(np.float32))
