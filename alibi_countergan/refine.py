@@ -428,14 +428,16 @@ class Refiner:
             row_of = np.full(len(proposals), -1)  # the row each proposal serves (-1: another target's, not chosen)
             row_of[source] = np.arange(n)
             cand_row = row_of[owner]
-        allowed = (accept_grown or beyond) | (scale <= 1)
+        # grown candidates (scales past 1, planned only with grow) compete where accepted
+        allowed: bool | np.ndarray = True if accept_grown or beyond or not grow else scale <= 1
         if n == 1 and m == 1:  # one row: its proposal and candidates follow the original in the call, in that order
             cf, cf_proba, met = self._pick_one(x, scored[1:end], proba[1:end], int(targets[0]), allowed)
         else:
             cf, cf_proba, met = self._pick(x, proposals[source], prop_proba[source], targets, cand_row, candidates,
                                            cand_proba, allowed)
         already = x_proba.argmax(axis=1) == targets
-        cf[already], cf_proba[already] = x[already], x_proba[already]
+        if already.any():
+            cf[already], cf_proba[already] = x[already], x_proba[already]
         many = changed.sum(axis=1)[source] > SEARCH_VARIABLES
         found = None
         if pool:
@@ -538,7 +540,7 @@ class Refiner:
         return np.broadcast_to(np.intp(owner), scale.shape), scale, keep, subset, one
 
     def _pick(self, x: np.ndarray, cf: np.ndarray, proba: np.ndarray, targets: np.ndarray, cand_row: np.ndarray,
-              candidates: np.ndarray, cand_proba: np.ndarray, allowed: np.ndarray
+              candidates: np.ndarray, cand_proba: np.ndarray, allowed: bool | np.ndarray
               ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per row, the cheapest of its proposal ``cf`` and its ``allowed`` candidates (those whose ``cand_row`` is
         the row) that reaches the target: ``(cf, proba, met)``, ``met`` False (and the proposal kept) where none
@@ -560,8 +562,8 @@ class Refiner:
             met[better] = True
         return cf, proba, met
 
-    def _pick_one(self, x: np.ndarray, pool: np.ndarray, proba: np.ndarray, target: int, allowed: np.ndarray
-                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _pick_one(self, x: np.ndarray, pool: np.ndarray, proba: np.ndarray, target: int,
+                  allowed: bool | np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`_pick` for one row ``x`` ``(1, n_features)``: ``pool`` holds its proposal, then its candidates (those
         ``allowed`` compete), with their probabilities ``proba``. The first of the cheapest that reach the target
         wins, so the proposal where a candidate only ties it, as in :meth:`_pick`."""
