@@ -61,7 +61,7 @@ probability instead, as Wachter et al.'s ``target_proba`` does.
 
 import functools
 from dataclasses import dataclass
-from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -122,7 +122,8 @@ RegenerateFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 """``(x, targets, mask) -> counterfactuals``: the generator's projected output for flat rows."""
 
 
-class OneRowPlan(NamedTuple):
+@dataclass(frozen=True)
+class OneRowPlan:
     """How a single row's search candidates are built (:meth:`Refiner._build_one`), read-only.
 
     Attributes
