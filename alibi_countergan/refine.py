@@ -216,6 +216,10 @@ class Criterion:
         return won & (proba[np.arange(len(proba)), targets] >= self.target_proba)
 
 
+
+Plan = Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Optional[List[Tuple[int, OneRowPlan]]]]
+""":meth:`Refiner._plan`'s candidates: ``(owner, scale, keep, subset, each)``."""
+
 @dataclass(frozen=True)
 class Search:
     """What :meth:`Refiner.search` found for a batch, with one predictor call.
@@ -408,12 +412,13 @@ class Refiner:
             xs, masks = x[source_row], mask[source_row]
         changed = self.variable_costs(xs, proposals) > 0
         grow = (pool or accept_grown) and not beyond  # grown candidates serve the pool and accepted ones only
-        plan = self._plan(changed, search_budget(n * (m + 1) + n_extra, x.shape[1]), grow, beyond)
+        plan = self._plan(changed, search_budget(n * (m + 1) + n_extra, x.shape[1]), grow, beyond, each=n == 1)
         if plan is None:
             return None
-        owner, scale, keep, subset, one = plan
-        if one is not None:  # one proposal's candidates (a single row's)
-            candidates = self._build_one(xs[owner[0]], proposals[owner[0]], masks[owner[0]], one)
+        owner, scale, keep, subset, each = plan
+        if each is not None:  # one proposal's candidates, or a single row's proposals' (in order)
+            built = [self._build_one(xs[p], proposals[p], masks[p], one) for p, one in each]
+            candidates = built[0] if len(built) == 1 else np.concatenate(built)
         else:
             candidates = self.build(xs[owner], proposals[owner], masks[owner], scale,
                                     keep[:, self.variables.of_column].astype(x.dtype))
@@ -476,25 +481,24 @@ class Refiner:
         cf[grown], proba[grown] = found.cf[grown], found.proba[grown]
         return cf, proba, grown, (fix[:, ~grown], fix_proba[:, ~grown])
 
-    def _plan(self, changed: np.ndarray, budget: int, grow: bool, beyond: bool = False
-              ) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Optional[OneRowPlan]]]:
+    def _plan(self, changed: np.ndarray, budget: int, grow: bool, beyond: bool = False, each: bool = False
+              ) -> Optional[Plan]:
         """The candidates of :meth:`search` for proposals changing the variables ``changed``
-        ``(P, n_variables)``: ``(owner, scale, keep, subset, one)``, the proposal of each (ascending), its scale
+        ``(P, n_variables)``: ``(owner, scale, keep, subset, each)``, the proposal of each (ascending), its scale
         of the residual (ascending within a subset), its kept variables ``(N, n_variables)``, the index of its
-        subset among its proposal's, and, when one proposal is searched, how :meth:`_build_one` builds them (None for
-        several); None when there would be more than ``budget`` (or, ``beyond``, none).
+        subset among its proposal's, and, when one proposal is searched (or ``each``: the proposals are one row's,
+        one per target option), each searched proposal with the plan by which :meth:`_build_one` builds its
+        candidates (None otherwise); None when there would be more than ``budget`` (or, ``beyond``, none).
         ``grow``: with the scales of :data:`GROW_SCALES` too; ``beyond``: the scales past 1 instead
         (:func:`_search_template`)."""
         v = self.variables
         if len(changed) == 1:  # a single explanation's proposal: no counting over proposals
-            which_one = np.flatnonzero(changed[0])
-            if 1 <= len(which_one) <= SEARCH_VARIABLES:
-                return self._plan_one(0, which_one, changed[0], budget, grow, beyond)
+            if 1 <= np.count_nonzero(changed[0]) <= SEARCH_VARIABLES:
+                return self._plan_each([0], changed, budget, grow, beyond)
         n_changed = changed.sum(axis=1)
         searched = np.flatnonzero((n_changed >= 1) & (n_changed <= SEARCH_VARIABLES))
-        if searched.size == 1:
-            return self._plan_one(int(searched[0]), np.flatnonzero(changed[searched[0]]), changed[searched[0]], budget,
-                                  grow, beyond)
+        if searched.size == 1 or (each and searched.size):
+            return self._plan_each(searched.tolist(), changed, budget, grow, beyond)
         counts = n_changed[searched]
         which = np.nonzero(changed[searched])[1]  # each searched proposal's changed variables, in order
         first = np.cumsum(counts) - counts
@@ -527,18 +531,30 @@ class Refiner:
         return (owner[order], np.concatenate(scales)[order], np.concatenate(keeps)[order],
                 np.concatenate(subsets)[order], None)
 
-    def _plan_one(self, owner: int, which: np.ndarray, changed: np.ndarray, budget: int, grow: bool, beyond: bool
-                  ) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Optional[OneRowPlan]]]:
-        """:meth:`_plan` when one proposal, ``owner``, is searched: it changes the variables ``which`` (``changed``
-        holds them as a mask); its candidates come from a cache (:func:`_single_plan`)."""
+    def _plan_each(self, searched: List[int], changed: np.ndarray, budget: int, grow: bool, beyond: bool
+                   ) -> Optional[Plan]:
+        """:meth:`_plan` for the ``searched`` proposals (ascending) one by one, each one's candidates from a cache
+        (:func:`_single_plan`): the same candidates in the same order as the batch path, without building its
+        templates for a few proposals."""
         v = self.variables
-        columns = np.flatnonzero(changed[v.of_column])
-        keep, scale, subset, one = _single_plan(
-            tuple(which.tolist()), tuple(v.is_group[which].tolist()), v.n, grow, beyond, tuple(columns.tolist()),
-            tuple(v.of_column[columns].tolist()), len(v.of_column))
-        if len(scale) > budget or (beyond and not len(scale)):
+        parts = []
+        for p in searched:
+            columns = np.flatnonzero(changed[p][v.of_column])
+            which = np.flatnonzero(changed[p])
+            keep, scale, subset, one = _single_plan(
+                tuple(which.tolist()), tuple(v.is_group[which].tolist()), v.n, grow, beyond, tuple(columns.tolist()),
+                tuple(v.of_column[columns].tolist()), len(v.of_column))
+            if len(scale):  # beyond: none for a proposal of categories alone
+                parts.append((p, keep, scale, subset, one))
+        total = sum(len(part[2]) for part in parts)
+        if total > budget or not total:
             return None
-        return np.broadcast_to(np.intp(owner), scale.shape), scale, keep, subset, one
+        if len(parts) == 1:
+            p, keep, scale, subset, one = parts[0]
+            return np.broadcast_to(np.intp(p), scale.shape), scale, keep, subset, [(p, one)]
+        return (np.concatenate([np.full(len(part[2]), part[0]) for part in parts]),
+                np.concatenate([part[2] for part in parts]), np.concatenate([part[1] for part in parts]),
+                np.concatenate([part[3] for part in parts]), [(part[0], part[4]) for part in parts])
 
     def _pick(self, x: np.ndarray, cf: np.ndarray, proba: np.ndarray, targets: np.ndarray, cand_row: np.ndarray,
               candidates: np.ndarray, cand_proba: np.ndarray, allowed: bool | np.ndarray
