@@ -160,6 +160,10 @@ def one_row_plan(keep: np.ndarray, scale: np.ndarray, columns: Sequence[int], co
     return OneRowPlan(distinct, level_of, cols, gather)
 
 
+Plan = Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Optional[List[Tuple[int, OneRowPlan]]]]
+""":meth:`Refiner._plan`'s candidates: ``(owner, scale, keep, subset, each)``."""
+
+
 @dataclass(frozen=True)
 class Criterion:
     """When a counterfactual reaches its target class.
@@ -216,9 +220,6 @@ class Criterion:
         return won & (proba[np.arange(len(proba)), targets] >= self.target_proba)
 
 
-
-Plan = Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Optional[List[Tuple[int, OneRowPlan]]]]
-""":meth:`Refiner._plan`'s candidates: ``(owner, scale, keep, subset, each)``."""
 
 @dataclass(frozen=True)
 class Search:
@@ -546,15 +547,17 @@ class Refiner:
                 tuple(v.of_column[columns].tolist()), len(v.of_column))
             if len(scale):  # beyond: none for a proposal of categories alone
                 parts.append((p, keep, scale, subset, one))
-        total = sum(len(part[2]) for part in parts)
-        if total > budget or not total:
+        if not parts:
             return None
+        owners, keeps, scales, subsets, plans = zip(*parts)
+        total = sum(len(scale) for scale in scales)
+        if total > budget:
+            return None
+        each = list(zip(owners, plans))
         if len(parts) == 1:
-            p, keep, scale, subset, one = parts[0]
-            return np.broadcast_to(np.intp(p), scale.shape), scale, keep, subset, [(p, one)]
-        return (np.concatenate([np.full(len(part[2]), part[0]) for part in parts]),
-                np.concatenate([part[2] for part in parts]), np.concatenate([part[1] for part in parts]),
-                np.concatenate([part[3] for part in parts]), [(part[0], part[4]) for part in parts])
+            return np.broadcast_to(np.intp(owners[0]), scales[0].shape), scales[0], keeps[0], subsets[0], each
+        return (np.repeat(owners, [len(scale) for scale in scales]), np.concatenate(scales), np.concatenate(keeps),
+                np.concatenate(subsets), each)
 
     def _pick(self, x: np.ndarray, cf: np.ndarray, proba: np.ndarray, targets: np.ndarray, cand_row: np.ndarray,
               candidates: np.ndarray, cand_proba: np.ndarray, allowed: bool | np.ndarray

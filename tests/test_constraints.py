@@ -141,6 +141,29 @@ def test_one_rows_candidates_projected_once_per_scale_are_the_general_builds(pro
     np.testing.assert_array_equal(one, general)
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(problem=constrained_problems(), seed=st.integers(0, 2**16 - 1), grow=st.booleans(), beyond=st.booleans())
+def test_a_single_rows_proposals_planned_one_by_one_are_the_batch_plan(problem, seed, grow, beyond):
+    # a single row's proposals (one per class for 'other') take their cached plans one after the other: the same
+    # candidates, in the same order, as the batch path's templates
+    space, _, _, _ = problem
+    refiner = Refiner(space, space.tensors_for(np.float32), _no_predictor, Criterion())
+    changed = np.random.default_rng(seed).random((3, space.variables.n)) < 0.5
+    grow = grow and not beyond  # the search never asks for both
+    assume((changed.sum(axis=1) >= 1).sum() >= 2)  # two proposals searched: the batch path builds templates
+    batch = refiner._plan(changed, 10 ** 9, grow, beyond)
+    one_by_one = refiner._plan(changed, 10 ** 9, grow, beyond, each=True)
+    assert (batch is None) == (one_by_one is None)
+    assume(batch is not None)
+    assert batch[4] is None
+    for general, each in zip(batch[:4], one_by_one[:4]):
+        np.testing.assert_array_equal(general, each)
+    assert [p for p, _ in one_by_one[4]] == sorted(set(batch[0].tolist()))
+    budget = len(batch[1]) - 1  # one candidate too many: neither path plans
+    assert refiner._plan(changed, budget, grow, beyond) is None
+    assert refiner._plan(changed, budget, grow, beyond, each=True) is None
+
+
 def _moves_one_by_one(x, mask, refiner):
     """single_variable_moves as it was first written: each move built by Refiner.build on whole rows."""
     t, f = refiner.tensors, x.shape[1]
