@@ -330,23 +330,53 @@ class TableSchema:
         table
             A DataFrame with the original dtypes, or an array with categories as codes.
         """
-        encoded = np.asarray(encoded).reshape(len(encoded), -1)
-        values: Dict[str, Any] = {}
-        for start, c in zip(self.starts, self.columns):
-            block = encoded[:, start:start + c.width]
-            if c.kind == CATEGORY:
-                codes = block.argmax(axis=1)
-                values[c.name] = codes if self.form == CODES else _categories_out(codes, c)
-            elif self.form == CODES:
-                values[c.name] = block[:, 0]
-            else:
-                values[c.name] = _numbers_out(block[:, 0], c)
+        values = self.column_values(encoded, dtype=dtype)
         if self.form == CODES:
-            return np.stack([np.asarray(values[n], dtype=dtype) for n in self.names], axis=1)
+            return np.stack([values[n] for n in self.names], axis=1)
         frame = pd.DataFrame(values, columns=self.names)
         if index is not None:
             frame.index = index
         return frame if order is None else frame[list(order)]
+
+    def column_values(self, encoded: np.ndarray, names: Optional[Sequence[str]] = None,
+                      dtype: Any = np.float64) -> Dict[str, Any]:
+        """The values of encoded rows' columns in the user's form, by name: what :meth:`write` puts in each
+        column (categories by their labels, or as codes of ``dtype`` in the codes form).
+
+        Parameters
+        ----------
+        encoded
+            ``(n, n_encoded)`` rows with exact one-hot groups.
+        names
+            The columns to write (None: all of them).
+        dtype
+            The codes form's dtype.
+
+        Returns
+        -------
+        values
+            Per column name, its ``n`` values (an array, or a pandas array of the column's dtype).
+        """
+        encoded = np.asarray(encoded).reshape(len(encoded), -1)
+        wanted = None if names is None else set(names)
+        values: Dict[str, Any] = {}
+        for start, c in zip(self.starts, self.columns):
+            if wanted is not None and c.name not in wanted:
+                continue
+            block = encoded[:, start:start + c.width]
+            if c.kind == CATEGORY:
+                codes = block.argmax(axis=1)
+                values[c.name] = np.asarray(codes, dtype=dtype) if self.form == CODES else _categories_out(codes, c)
+            elif self.form == CODES:
+                values[c.name] = np.asarray(block[:, 0], dtype=dtype)
+            else:
+                values[c.name] = _numbers_out(block[:, 0], c)
+        return values
+
+    def moved(self, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+        """Per row and column, whether the column's encoded values differ, ``(n, n_columns)``: a column that did
+        not move is written alike from both (so it cannot show a change)."""
+        return np.logical_or.reduceat(before != after, self.starts, axis=1)
 
     def _as_frame(self, X: Any, what: str) -> pd.DataFrame:
         X = as_frame(X)
@@ -685,14 +715,21 @@ def table_explanation(explanation: Explanation, schema: TableSchema, index: Opti
         The same explanation, in the user's form.
     """
     data = dict(explanation.data)
-    cf_flat = np.asarray(data["cf"]["X"]).reshape(len(data["residual"]), -1)
+    n = len(data["residual"])
+    cf_flat = np.asarray(data["cf"]["X"]).reshape(n, -1)
     x_flat = cf_flat - np.asarray(data["residual"]).reshape(cf_flat.shape)
-    x_user, cf_user = (schema.write(a, index, order) for a in (x_flat, cf_flat))
-    data["cf"] = dict(data["cf"], X=cf_user)
-    data["residual"] = _residual(schema, x_user, cf_user)
-    changes = changes_frame(schema, x_user, cf_user)
-    data["changes"] = changes
-    data["recourse"] = recourse_lines(changes, _instances(x_user))
+    data["cf"] = dict(data["cf"], X=schema.write(cf_flat, index, order))
+    # the originals and the changes are written for the columns that moved in some row alone: the others hold
+    # the same values before and after (no change, a residual of 0), and writing a column costs as much as
+    # the rest of a one-row explanation
+    moved = schema.moved(x_flat, cf_flat).any(axis=0)
+    names = [c.name for c, m in zip(schema.columns, moved) if m]
+    before, after = schema.column_values(x_flat, names), schema.column_values(cf_flat, names)
+    instances = list(range(n)) if index is None or schema.form == CODES else list(index)
+    data["residual"] = _residual(schema, before, after, n, None if schema.form == CODES else index)
+    records = _change_records(schema, before, after, instances)
+    data["changes"] = _changes_table(records)
+    data["recourse"] = _lines(records, instances)
     if "counterfactuals" in data:
         data["counterfactuals"] = _user_counterfactuals(data["counterfactuals"], schema, order)
     return TableExplanation(meta=explanation.meta, data=data)
@@ -702,17 +739,31 @@ def _instances(table: Union[pd.DataFrame, np.ndarray]) -> List[Any]:
     return list(table.index) if isinstance(table, pd.DataFrame) else list(range(len(table)))
 
 
-def _residual(schema: TableSchema, x: Any, cf: Any) -> Any:
-    numeric = [c.name for c in schema.columns if c.kind != CATEGORY]
-    if isinstance(x, pd.DataFrame):  # whole columns (integer, bool) change by whole numbers
-        types = {c.name: np.int64 if c.kind in (INTEGER, BOOL) else np.float64 for c in schema.columns
-                 if c.kind != CATEGORY}
-        # column by column on arrays: a tenth of the cost of astype and subtraction on frames, for one row
-        return pd.DataFrame({name: cf[name].to_numpy(dtype=types[name]) - x[name].to_numpy(dtype=types[name])
-                             for name in numeric}, index=x.index, columns=numeric)
-    out = np.asarray(cf, dtype=np.float64) - np.asarray(x, dtype=np.float64)
-    out[:, [j for j, c in enumerate(schema.columns) if c.kind == CATEGORY]] = np.nan
-    return out
+def _residual(schema: TableSchema, before: Dict[str, Any], after: Dict[str, Any], n: int,
+              index: Optional[pd.Index]) -> Any:
+    """The change of each numeric column, from the values of the columns that moved (:meth:`TableSchema.moved`;
+    the others change by 0): a DataFrame of the numeric columns (frame form), or an array of every column with
+    NaN in the categorical ones (codes form)."""
+    if schema.form == CODES:
+        out = np.zeros((n, len(schema.columns)))
+        for j, c in enumerate(schema.columns):
+            if c.kind == CATEGORY:
+                out[:, j] = np.nan
+            elif c.name in after:
+                out[:, j] = after[c.name] - before[c.name]
+        return out
+    numeric = [c for c in schema.columns if c.kind != CATEGORY]
+    columns: Dict[str, np.ndarray] = {}
+    for c in numeric:  # whole columns (integer, bool) change by whole numbers
+        dtype = np.int64 if c.kind in (INTEGER, BOOL) else np.float64
+        columns[c.name] = (_as_numbers(after[c.name], dtype) - _as_numbers(before[c.name], dtype)
+                           if c.name in after else np.zeros(n, dtype=dtype))
+    return pd.DataFrame(columns, index=pd.RangeIndex(n) if index is None else index, columns=[c.name for c in numeric])
+
+
+def _as_numbers(values: Any, dtype: Any) -> np.ndarray:
+    """A column's values (a numpy or pandas array) as a numpy array of ``dtype``."""
+    return values.to_numpy(dtype=dtype) if hasattr(values, "to_numpy") else np.asarray(values, dtype=dtype)
 
 
 def changes_frame(schema: TableSchema, x: Any, cf: Any) -> pd.DataFrame:
@@ -732,22 +783,57 @@ def changes_frame(schema: TableSchema, x: Any, cf: Any) -> pd.DataFrame:
         Columns ``instance`` (the DataFrame's index label, or the row number), ``feature``, ``from``, ``to``;
         rows in the order of the instances, then of the columns.
     """
-    instances = _instances(x)
+    def columns(table: Any) -> Dict[str, Any]:
+        if isinstance(table, pd.DataFrame):
+            return {c.name: table[c.name].array for c in schema.columns}
+        return {c.name: table[:, j] for j, c in enumerate(schema.columns)}
+
+    return _changes_table(_change_records(schema, columns(x), columns(cf), _instances(x),
+                                          codes=not isinstance(x, pd.DataFrame)))
+
+
+Change = Tuple[Any, str, Any, Any]  # instance, feature, from, to
+
+
+def _change_records(schema: TableSchema, before: Dict[str, Any], after: Dict[str, Any], instances: Sequence[Any],
+                    codes: Optional[bool] = None) -> List[Change]:
+    """The rows of :func:`changes_frame` from the values of the columns by name (those missing from ``after`` do
+    not change), in the order of the instances, then of the columns; ``codes``: categories as codes (None: the
+    schema's form says)."""
+    codes = schema.form == CODES if codes is None else codes
     records = []
     for j, c in enumerate(schema.columns):
-        before = _readable(x, j, c)
-        after = _readable(cf, j, c)
-        for i in np.flatnonzero(before != after):
-            records.append((int(i), j, instances[i], c.name, before[i], after[i]))
+        if c.name not in after:
+            continue
+        was, now = _readable(before[c.name], c, codes), _readable(after[c.name], c, codes)
+        for i in np.flatnonzero(was != now):
+            records.append((int(i), j, instances[i], c.name, was[i], now[i]))
     records.sort(key=lambda r: (r[0], r[1]))
-    return pd.DataFrame([r[2:] for r in records], columns=["instance", "feature", "from", "to"])
+    return [r[2:] for r in records]
 
 
-def _readable(table: Any, j: int, c: TableColumn) -> np.ndarray:
-    """Column ``j`` as a person reads it: categories by their names, whole numbers as integers."""
-    values = table.iloc[:, table.columns.get_loc(c.name)] if isinstance(table, pd.DataFrame) else table[:, j]
+def _changes_table(records: List[Change]) -> pd.DataFrame:
+    """The changes as a DataFrame; ``from`` and ``to`` keep each value's own type (a count stays an integer
+    beside a changed float or category, where pandas would make the column float)."""
+    columns = ["instance", "feature", "from", "to"]
+    if not records:
+        return pd.DataFrame([], columns=columns)
+    instances, features, was, now = zip(*records)
+    return pd.DataFrame({"instance": list(instances), "feature": list(features), "from": _objects(was),
+                         "to": _objects(now)}, columns=columns)
+
+
+def _objects(values: Sequence[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+def _readable(values: Any, c: TableColumn, codes: bool) -> np.ndarray:
+    """A column's values as a person reads them: categories by their names (``codes``: given as codes), whole
+    numbers as integers."""
     array = np.asarray(values, dtype=object)
-    if c.kind == CATEGORY and not isinstance(table, pd.DataFrame):
+    if c.kind == CATEGORY and codes:
         return np.array([c.categories[int(v)] for v in array], dtype=object)
     if c.kind == INTEGER:
         return np.array([int(round(float(v))) for v in array], dtype=object)
@@ -759,15 +845,22 @@ def _readable(table: Any, j: int, c: TableColumn) -> np.ndarray:
 def recourse_lines(changes: pd.DataFrame, instances: Sequence[Any]) -> List[str]:
     """Per instance, its changes in words: ``'priors_count: 3 -> 0; c_charge_degree: F -> M'`` (``'no change'``
     when there is none)."""
+    return _lines(list(changes.itertuples(index=False, name=None)), instances)
+
+
+def _lines(records: Sequence[Change], instances: Sequence[Any]) -> List[str]:
     by_instance: Dict[Any, List[str]] = {}
-    for row in changes.itertuples(index=False):
-        by_instance.setdefault(row[0], []).append(f"{row[1]}: {_number_text(row[2])} -> {_number_text(row[3])}")
+    for instance, feature, was, now in records:
+        by_instance.setdefault(instance, []).append(f"{feature}: {_number_text(was)} -> {_number_text(now)}")
     return ["; ".join(by_instance[i]) if i in by_instance else "no change" for i in instances]
 
 
 def _number_text(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
+    """A value in words: floats to 4 significant digits, and whole from 10,000 on (``55500``, where ``.4g``
+    would write ``5.55e+04``); anything else as it is (integers whole, categories by their labels)."""
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        return f"{number:.0f}" if abs(number) >= 1e4 else f"{number:.4g}"
     return str(value)
 
 

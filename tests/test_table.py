@@ -20,7 +20,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from alibi_countergan import CounteRGAN
 from alibi_countergan.datasets import compas_csv
-from alibi_countergan.table import TableSchema
+from alibi_countergan.table import TableSchema, changes_frame, recourse_lines
 
 COMPAS_CATEGORIES = ["sex", "race", "c_charge_degree"]
 COMPAS_INTEGERS = ["age", "priors_count", "days_b_screening_arrest", "juv_fel_count", "juv_misd_count",
@@ -105,6 +105,30 @@ def test_changes_table_and_recourse_text_describe_the_counterfactuals(compas_tab
     data = json.loads(explanation.to_json())["data"]
     assert data["cf"]["X"]["columns"] == list(declined.columns)
     assert data["recourse"] == explanation.recourse
+
+
+def test_changes_keep_large_counts_whole_beside_a_changed_float(compas_table):
+    # a count of 10,000 or more changed together with a float: pandas would make the from/to columns float and
+    # .4g would write the count as 1.235e+05 (rounded); the changes keep each value's type, the words every digit
+    train = compas_table["train"].assign(income=lambda f: 20_000 + 1_001 * f["priors_count"],
+                                         rate=lambda f: f["age"] / 100.0, balance=lambda f: 55_500.25 + f["age"])
+    schema = TableSchema.from_frame(train)
+    x = train.iloc[:3]
+    cf = x.assign(income=x["income"] + 103_456, rate=x["rate"] + 0.05)
+    cf.loc[cf.index[0], "balance"] = 61_234.75
+    changes = changes_frame(schema, x, cf)
+    assert len(changes) == 7  # income and rate in every row, balance in the first
+    first = changes[changes["instance"] == x.index[0]]
+    assert first["feature"].tolist() == ["income", "rate", "balance"]  # the table's column order
+    income = changes[changes["feature"] == "income"]
+    assert all(type(v) is int for v in income["from"].tolist() + income["to"].tolist())
+    assert income["to"].tolist() == cf["income"].tolist()
+    words = recourse_lines(changes, list(x.index))
+    a, b = x.iloc[0], cf.iloc[0]
+    assert words[0] == (f"income: {a['income']} -> {b['income']}; rate: {a['rate']:.4g} -> {b['rate']:.4g}; "
+                        f"balance: {a['balance']:.0f} -> 61235")
+    assert all("e+" not in line for line in words)
+    assert len(words) == 3 and all(line.startswith("income: ") for line in words)
 
 
 def test_columns_are_matched_by_name(compas_table, compas_frame_explainer):
