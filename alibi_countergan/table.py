@@ -845,7 +845,7 @@ def _readable(values: Any, c: TableColumn, codes: bool) -> np.ndarray:
 def recourse_lines(changes: pd.DataFrame, instances: Sequence[Any]) -> List[str]:
     """Per instance, its changes in words: ``'priors_count: 3 -> 0; c_charge_degree: F -> M'`` (``'no change'``
     when there is none)."""
-    return _lines(list(changes.itertuples(index=False, name=None)), instances)
+    return _lines([row[:4] for row in changes.itertuples(index=False, name=None)], instances)
 
 
 def _lines(records: Sequence[Change], instances: Sequence[Any]) -> List[str]:
