@@ -220,7 +220,6 @@ class Criterion:
         return won & (proba[np.arange(len(proba)), targets] >= self.target_proba)
 
 
-
 @dataclass(frozen=True)
 class Search:
     """What :meth:`Refiner.search` found for a batch, with one predictor call.

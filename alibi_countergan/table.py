@@ -579,8 +579,7 @@ def _keys_to_names(keys: Union[Sequence[ColumnKey], Mapping[ColumnKey, Any]], na
 
 
 def _categories_out(codes: np.ndarray, c: TableColumn) -> Any:
-    values = np.empty(len(codes), dtype=object)
-    values[:] = [c.categories[k] for k in codes]
+    values = _objects([c.categories[k] for k in codes])
     if c.dtype == "category":
         return pd.Categorical(values, categories=list(c.categories))
     if c.dtype == "string":
@@ -725,9 +724,9 @@ def table_explanation(explanation: Explanation, schema: TableSchema, index: Opti
     moved = schema.moved(x_flat, cf_flat).any(axis=0)
     names = [c.name for c, m in zip(schema.columns, moved) if m]
     before, after = schema.column_values(x_flat, names), schema.column_values(cf_flat, names)
-    instances = list(range(n)) if index is None or schema.form == CODES else list(index)
-    data["residual"] = _residual(schema, before, after, n, None if schema.form == CODES else index)
-    records = _change_records(schema, before, after, instances)
+    instances = list(range(n)) if index is None else list(index)  # the codes form has no index
+    data["residual"] = _residual(schema, before, after, n, index)
+    records = _change_records(schema, before, after, instances, codes=schema.form == CODES)
     data["changes"] = _changes_table(records)
     data["recourse"] = _lines(records, instances)
     if "counterfactuals" in data:
@@ -796,11 +795,9 @@ Change = Tuple[Any, str, Any, Any]  # instance, feature, from, to
 
 
 def _change_records(schema: TableSchema, before: Dict[str, Any], after: Dict[str, Any], instances: Sequence[Any],
-                    codes: Optional[bool] = None) -> List[Change]:
+                    codes: bool) -> List[Change]:
     """The rows of :func:`changes_frame` from the values of the columns by name (those missing from ``after`` do
-    not change), in the order of the instances, then of the columns; ``codes``: categories as codes (None: the
-    schema's form says)."""
-    codes = schema.form == CODES if codes is None else codes
+    not change), in the order of the instances, then of the columns; ``codes``: categories given as codes."""
     records = []
     for j, c in enumerate(schema.columns):
         if c.name not in after:
